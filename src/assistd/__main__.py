@@ -1,0 +1,5 @@
+"""Allow ``python -m assistd``."""
+
+from assistd.cli import main
+
+main()

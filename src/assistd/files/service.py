@@ -1,0 +1,117 @@
+"""Files: metadata in Postgres, bytes in the storage backend."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.core import ids
+from assistd.core.clock import now
+from assistd.core.errors import InvalidRequestError, NotFoundError
+from assistd.core.pagination import ListParams, paginate
+from assistd.files.schemas import FileObject
+from assistd.files.storage import FileStorage
+from assistd.models import File
+
+
+def to_wire(f: File) -> FileObject:
+    """The API shape of a file."""
+    return FileObject(
+        id=f.id,
+        bytes=f.bytes,
+        created_at=f.created_at,
+        expires_at=f.expires_at,
+        filename=f.filename,
+        purpose=f.purpose,
+        status=f.status,
+        status_details=f.status_details,
+    )
+
+
+async def create(
+    session: AsyncSession,
+    storage: FileStorage,
+    project_id: str,
+    *,
+    filename: str,
+    purpose: str,
+    source: BinaryIO,
+    max_bytes: int,
+    expires_after_seconds: int | None = None,
+) -> File:
+    """Store the bytes, then the row; a failed row insert leaves no orphaned bytes."""
+    file_id = ids.new_id(ids.FILE)
+    key = f"{project_id}/{file_id}"
+    size = await storage.put(key, source, max_bytes)
+    created = now()
+    row = File(
+        id=file_id,
+        project_id=project_id,
+        created_at=created,
+        bytes=size,
+        filename=filename,
+        purpose=purpose,
+        status="processed",
+        status_details=None,
+        expires_at=created + expires_after_seconds if expires_after_seconds else None,
+        storage_key=key,
+    )
+    session.add(row)
+    try:
+        await session.flush()
+    except Exception:
+        await storage.delete(key)
+        raise
+    return row
+
+
+async def get(session: AsyncSession, project_id: str, file_id: str) -> File:
+    """A file of the project, or 404."""
+    row = await session.scalar(
+        select(File).where(File.id == file_id, File.project_id == project_id)
+    )
+    if row is None:
+        raise NotFoundError.for_object("file", file_id, param="file_id")
+    return row
+
+
+async def list_files(
+    session: AsyncSession, project_id: str, params: ListParams, purpose: str | None
+) -> tuple[list[File], bool]:
+    """A page of the project's files, optionally of one purpose."""
+    scope = [File.project_id == project_id]
+    if purpose is not None:
+        scope.append(File.purpose == purpose)
+    return await paginate(session, File, scope, params)
+
+
+async def delete_file(session: AsyncSession, project_id: str, file_id: str) -> str:
+    """Delete the row; return the storage key, whose bytes the caller removes after commit."""
+    row = await get(session, project_id, file_id)
+    await session.execute(delete(File).where(File.id == row.id))
+    return row.storage_key
+
+
+async def require_files(
+    session: AsyncSession, project_id: str, file_ids: list[str], param: str
+) -> None:
+    """Fail with 400 unless every id names a file of the project.
+
+    ``param`` may hold ``{i}``, replaced by the index of the missing id.
+    """
+    if not file_ids:
+        return
+    found = set(
+        await session.scalars(
+            select(File.id).where(File.project_id == project_id, File.id.in_(file_ids))
+        )
+    )
+    for i, fid in enumerate(file_ids):
+        if fid not in found:
+            raise InvalidRequestError(
+                f"No file found with id '{fid}'.",
+                param=param.replace("{i}", str(i)),
+                code="invalid_value",
+            )

@@ -1,0 +1,177 @@
+"""Messages: create (from request parts), read, list, modify, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.core import ids
+from assistd.core.clock import now
+from assistd.core.errors import InvalidRequestError, NotFoundError
+from assistd.core.pagination import ListParams, paginate
+from assistd.files import service as files_service
+from assistd.messages.schemas import (
+    ImageFilePart,
+    ImageUrlPart,
+    MessageCreate,
+    MessageModify,
+    MessageObject,
+)
+from assistd.models import Message
+
+_IMAGE_URL_SCHEMES = ("http://", "https://", "data:image/")
+
+
+def to_wire(m: Message) -> MessageObject:
+    """The API shape of a message."""
+    return MessageObject(
+        id=m.id,
+        created_at=m.created_at,
+        thread_id=m.thread_id,
+        status=m.status,
+        incomplete_details=m.incomplete_details,
+        completed_at=m.completed_at,
+        incomplete_at=m.incomplete_at,
+        role=m.role,
+        content=m.content,
+        assistant_id=m.assistant_id,
+        run_id=m.run_id,
+        attachments=m.attachments,
+        metadata=m.metadata_,
+    )
+
+
+async def _content(
+    session: AsyncSession, project_id: str, req: MessageCreate, param: str
+) -> list[dict[str, Any]]:
+    """Request content → stored (response-shaped) content parts."""
+    if isinstance(req.content, str):
+        return [{"type": "text", "text": {"value": req.content, "annotations": []}}]
+    parts: list[dict[str, Any]] = []
+    for i, part in enumerate(req.content):
+        if isinstance(part, ImageFilePart):
+            await files_service.require_files(
+                session,
+                project_id,
+                [part.image_file.file_id],
+                f"{param}content[{i}].image_file.file_id",
+            )
+            parts.append(
+                {
+                    "type": "image_file",
+                    "image_file": {
+                        "file_id": part.image_file.file_id,
+                        "detail": part.image_file.detail or "auto",
+                    },
+                }
+            )
+        elif isinstance(part, ImageUrlPart):
+            if not part.image_url.url.startswith(_IMAGE_URL_SCHEMES):
+                raise InvalidRequestError(
+                    "Invalid image URL: expected an http(s) URL or a data:image/ URL.",
+                    param=f"{param}content[{i}].image_url.url",
+                    code="invalid_value",
+                )
+            parts.append(
+                {
+                    "type": "image_url",
+                    "image_url": {
+                        "url": part.image_url.url,
+                        "detail": part.image_url.detail or "auto",
+                    },
+                }
+            )
+        else:
+            parts.append({"type": "text", "text": {"value": part.text, "annotations": []}})
+    return parts
+
+
+async def _attachments(
+    session: AsyncSession, project_id: str, req: MessageCreate, param: str
+) -> list[dict[str, Any]]:
+    if not req.attachments:
+        return []
+    file_ids = [a.file_id for a in req.attachments]
+    await files_service.require_files(
+        session, project_id, file_ids, param + "attachments[{i}].file_id"
+    )
+    return [
+        {"file_id": a.file_id, "tools": [{"type": t.type} for t in a.tools or []]}
+        for a in req.attachments
+    ]
+
+
+async def create(
+    session: AsyncSession,
+    project_id: str,
+    thread_id: str,
+    req: MessageCreate,
+    *,
+    param_prefix: str = "",
+    run_id: str | None = None,
+    assistant_id: str | None = None,
+) -> Message:
+    """Add a message to a thread the caller has already resolved."""
+    created = now()
+    row = Message(
+        id=ids.new_id(ids.MESSAGE),
+        project_id=project_id,
+        thread_id=thread_id,
+        created_at=created,
+        role=req.role,
+        content=await _content(session, project_id, req, param_prefix),
+        attachments=await _attachments(session, project_id, req, param_prefix),
+        metadata_=req.metadata or {},
+        status="completed",
+        assistant_id=assistant_id,
+        run_id=run_id,
+        completed_at=created,
+        incomplete_at=None,
+        incomplete_details=None,
+    )
+    session.add(row)
+    return row
+
+
+async def get(session: AsyncSession, thread_id: str, message_id: str) -> Message:
+    """A message of the (already authorised) thread, or 404."""
+    row = await session.scalar(
+        select(Message).where(Message.id == message_id, Message.thread_id == thread_id)
+    )
+    if row is None:
+        raise NotFoundError.for_object("message", message_id, param="message_id")
+    return row
+
+
+async def list_messages(
+    session: AsyncSession, thread_id: str, params: ListParams, run_id: str | None
+) -> tuple[list[Message], bool]:
+    """A page of the thread's messages, optionally of one run."""
+    scope = [Message.thread_id == thread_id]
+    if run_id is not None:
+        scope.append(Message.run_id == run_id)
+    return await paginate(session, Message, scope, params)
+
+
+async def modify(
+    session: AsyncSession, thread_id: str, message_id: str, req: MessageModify
+) -> Message:
+    """Replace a message's metadata."""
+    row = await get(session, thread_id, message_id)
+    if "metadata" in req.model_fields_set:
+        row.metadata_ = req.metadata or {}
+    await session.flush()
+    return row
+
+
+async def delete_message(session: AsyncSession, thread_id: str, message_id: str) -> None:
+    """Delete a message."""
+    result = await session.execute(
+        delete(Message)
+        .where(Message.id == message_id, Message.thread_id == thread_id)
+        .returning(Message.id)
+    )
+    if result.first() is None:
+        raise NotFoundError.for_object("message", message_id, param="message_id")

@@ -1,0 +1,9 @@
+"""All ORM models; importing this package registers every table on ``Base.metadata``."""
+
+from assistd.models.assistant import Assistant
+from assistd.models.base import Base
+from assistd.models.file import File
+from assistd.models.project import ApiKey, Project
+from assistd.models.thread import Message, Thread
+
+__all__ = ["ApiKey", "Assistant", "Base", "File", "Message", "Project", "Thread"]

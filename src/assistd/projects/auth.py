@@ -1,0 +1,72 @@
+"""Bearer-key authentication: every ``/v1`` request resolves to a project."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistd.core.errors import AuthenticationError
+from assistd.projects import service
+
+
+class KeyCache:
+    """Remembers key → project for a few seconds so most requests skip the lookup.
+
+    A revoked key stops working after at most ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[str, float]] = {}
+
+    def get(self, digest: str) -> str | None:
+        """The cached project id, if still fresh."""
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, digest: str, project_id: str) -> None:
+        """Remember a successful lookup."""
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[digest] = (project_id, time.monotonic() + self.ttl)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header or scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError(
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="missing_api_key",
+        )
+    return token.strip()
+
+
+async def require_project(request: Request) -> str:
+    """Resolve the bearer key to its project id (401 when missing or wrong)."""
+    raw = _bearer(request)
+    cache: KeyCache = request.app.state.key_cache
+    digest = service.hash_key(raw)
+    project_id = cache.get(digest)
+    if project_id is None:
+        maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        async with maker() as session:
+            project_id = await service.project_for_digest(session, digest)
+        if project_id is None:
+            hint = raw[:8] + "*" * 4 + raw[-4:] if len(raw) > 12 else "*" * 4
+            raise AuthenticationError(
+                f"Incorrect API key provided: {hint}.", code="invalid_api_key"
+            )
+        cache.put(digest, project_id)
+    request.state.project_id = project_id
+    return project_id
+
+
+ProjectDep = Annotated[str, Depends(require_project)]
+"""The caller's project id; every query is scoped by it."""

@@ -1,0 +1,44 @@
+"""HTTP: ``/threads``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body
+
+from assistd.core.schemas import Deleted
+from assistd.projects.auth import ProjectDep
+from assistd.threads import service
+from assistd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
+from assistd.web.deps import SessionDep
+
+router = APIRouter(tags=["threads"])
+
+
+@router.post("/threads")
+async def create_thread(
+    session: SessionDep,
+    project: ProjectDep,
+    body: ThreadCreate = Body(default_factory=ThreadCreate),
+) -> ThreadObject:
+    """Create a thread, optionally with messages."""
+    return service.to_wire(await service.create(session, project, body))
+
+
+@router.get("/threads/{thread_id}")
+async def retrieve_thread(thread_id: str, session: SessionDep, project: ProjectDep) -> ThreadObject:
+    """Retrieve a thread."""
+    return service.to_wire(await service.get(session, project, thread_id))
+
+
+@router.post("/threads/{thread_id}")
+async def modify_thread(
+    thread_id: str, body: ThreadModify, session: SessionDep, project: ProjectDep
+) -> ThreadObject:
+    """Modify a thread."""
+    return service.to_wire(await service.modify(session, project, thread_id, body))
+
+
+@router.delete("/threads/{thread_id}")
+async def delete_thread(thread_id: str, session: SessionDep, project: ProjectDep) -> Deleted:
+    """Delete a thread and its messages."""
+    await service.delete_thread(session, project, thread_id)
+    return Deleted(id=thread_id, object="thread.deleted")

@@ -1,0 +1,87 @@
+"""Threads: create (with initial messages), read, modify, delete."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.assistants import resources
+from assistd.core import ids
+from assistd.core.clock import now
+from assistd.core.errors import NotFoundError
+from assistd.messages import service as messages_service
+from assistd.models import Thread
+from assistd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
+
+
+def to_wire(t: Thread) -> ThreadObject:
+    """The API shape of a thread."""
+    return ThreadObject(
+        id=t.id, created_at=t.created_at, metadata=t.metadata_, tool_resources=t.tool_resources
+    )
+
+
+async def create(
+    session: AsyncSession, project_id: str, req: ThreadCreate, *, param_prefix: str = ""
+) -> Thread:
+    """Create a thread and its initial messages in one transaction."""
+    row = Thread(
+        id=ids.new_id(ids.THREAD),
+        project_id=project_id,
+        created_at=now(),
+        metadata_=req.metadata or {},
+        tool_resources=await resources.for_create(session, project_id, req.tool_resources),
+    )
+    session.add(row)
+    await session.flush()
+    for i, message in enumerate(req.messages or []):
+        await messages_service.create(
+            session, project_id, row.id, message, param_prefix=f"{param_prefix}messages[{i}]."
+        )
+    await session.flush()
+    return row
+
+
+async def get(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
+    """A thread of the project, or 404."""
+    row = await session.scalar(
+        select(Thread).where(Thread.id == thread_id, Thread.project_id == project_id)
+    )
+    if row is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    return row
+
+
+async def require(session: AsyncSession, project_id: str, thread_id: str) -> None:
+    """404 unless the thread exists in the project (no row loaded)."""
+    found = await session.scalar(
+        select(Thread.id).where(Thread.id == thread_id, Thread.project_id == project_id)
+    )
+    if found is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+
+
+async def modify(
+    session: AsyncSession, project_id: str, thread_id: str, req: ThreadModify
+) -> Thread:
+    """Apply the fields present in ``req``."""
+    row = await get(session, project_id, thread_id)
+    if "tool_resources" in req.model_fields_set:
+        row.tool_resources = await resources.for_modify(
+            session, project_id, row.tool_resources, req.tool_resources
+        )
+    if "metadata" in req.model_fields_set:
+        row.metadata_ = req.metadata or {}
+    await session.flush()
+    return row
+
+
+async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
+    """Delete a thread and (by cascade) its messages."""
+    result = await session.execute(
+        delete(Thread)
+        .where(Thread.id == thread_id, Thread.project_id == project_id)
+        .returning(Thread.id)
+    )
+    if result.first() is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")

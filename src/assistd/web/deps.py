@@ -1,0 +1,34 @@
+"""FastAPI dependencies shared by every router: the request's session and list parameters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistd.core.pagination import ListParams
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    # The request owns the transaction: commit when the endpoint returns, before the
+    # response is sent (scope="function"), roll back when it raises.
+    async with maker() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+def _list_params(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> ListParams:
+    return ListParams(limit=limit, order=order, after=after, before=before)
+
+
+ListParamsDep = Annotated[ListParams, Depends(_list_params)]
