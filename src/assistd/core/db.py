@@ -37,7 +37,9 @@ def start_embedded_postgres(settings: Settings) -> str:
     key = str(pgdata)
     if key not in _embedded:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        _embedded[key] = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        _embedded[key] = embedded_postgres.get_server(  # type: ignore[attr-defined]
+            pgdata, cleanup_mode="stop"
+        )
     return str(_embedded[key].get_uri())
 
 

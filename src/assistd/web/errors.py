@@ -93,7 +93,7 @@ def _describe(err: dict[str, Any], param: str | None) -> tuple[str, str | None]:
     if kind == "string_too_long":
         return (
             f"Invalid '{name}': string too long. Expected a string with maximum length "
-            f"{ctx.get('max_length')}, but got a string with length {len(value)} instead.",
+            f"{ctx.get('max_length')}, but got a string with length {len(value or '')} instead.",
             "string_above_max_length",
         )
     if kind == "too_long":
