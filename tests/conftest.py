@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -34,6 +34,7 @@ from assistd.core.config import Settings
 from assistd.core.db import async_url, create_engine, make_sessionmaker, transaction
 from assistd.core.migrate import upgrade_to_head
 from assistd.projects import service as projects_service
+from tests.support.scripted_chat import ScriptedChatServer
 
 # Uploads above this are refused by the test server (the product default is 512 MB).
 TEST_MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -96,10 +97,15 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(env: dict[str, str], log_path: Path, *args: str) -> ServerProcess:
-    """Start ``python -m assistd serve`` and wait until ``/health`` answers."""
+def start_server(
+    env: dict[str, str], log_path: Path, *args: str, unset: Sequence[str] = ()
+) -> ServerProcess:
+    """Start ``python -m assistd serve`` and wait until ``/health`` answers.
+
+    ``env`` is merged over ``os.environ``; the variables named in ``unset`` are removed.
+    """
     port = free_port()
-    full_env = {**os.environ, **env}
+    full_env = {k: v for k, v in {**os.environ, **env}.items() if k not in unset}
     log = open(log_path, "wb")  # noqa: SIM115 - closed by stop_server
     proc = subprocess.Popen(
         [sys.executable, "-m", "assistd", "serve", "--port", str(port), *args],
@@ -137,16 +143,72 @@ def stop_server(server: ServerProcess) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One API server process on the session database."""
+def chat() -> Iterator[ScriptedChatServer]:
+    """The scripted OpenAI-compatible chat-completions backend (real HTTP + SSE)."""
+    server = ScriptedChatServer(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_env(
+    database: Database, chat: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """Environment shared by the session's API server and worker processes."""
     data_dir = tmp_path_factory.mktemp("serverdata")
-    env = {
+    models_file = data_dir / "models.toml"
+    # A backend nobody listens on, for the "backend down" tests.
+    models_file.write_text(
+        f'[backends.dead]\nbase_url = "http://127.0.0.1:{free_port()}/v1"\napi_key = "x"\n\n'
+        '[models."dead-model"]\nbackend = "dead"\n'
+    )
+    return {
         "ASSISTD_DATABASE_URL": database.url,
         "ASSISTD_DATA_DIR": str(data_dir),
         "ASSISTD_LIMITS__MAX_UPLOAD_BYTES": str(TEST_MAX_UPLOAD_BYTES),
         "ASSISTD_API_KEY_CACHE_SECONDS": "0",
+        "ASSISTD_POLL_AFTER_MS": "50",
+        "ASSISTD_WORKER__HEARTBEAT_SECONDS": "0.5",
+        "ASSISTD_WORKER__LEASE_SECONDS": "3",
+        "ASSISTD_WORKER__REAP_SECONDS": "0.5",
+        "ASSISTD_WORKER__POLL_SECONDS": "0.5",
+        "ASSISTD_MODELS__MAX_RETRIES": "2",
+        "ASSISTD_MODELS__MODELS_FILE": str(models_file),
+        "OPENAI_BASE_URL": chat.base_url,
+        "OPENAI_API_KEY": "sk-scripted",
     }
-    proc = start_server(env, data_dir / "server.log")
+
+
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``python -m assistd worker`` (output to ``log_path``)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "assistd", "worker"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture(scope="session")
+def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker process of its own, beside the API server (which runs none)."""
+    proc = start_worker(server_env, Path(server_env["ASSISTD_DATA_DIR"]) / "worker.log")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def server(server_env: dict[str, str], worker: subprocess.Popen[bytes]) -> Iterator[ServerProcess]:
+    """One API server process (``--no-worker``) on the session database."""
+    proc = start_server(
+        server_env, Path(server_env["ASSISTD_DATA_DIR"]) / "server.log", "--no-worker"
+    )
     yield proc
     stop_server(proc)
 

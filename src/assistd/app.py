@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,15 +14,20 @@ from sqlalchemy.engine import URL
 from assistd import __version__
 from assistd.assistants.router import router as assistants_router
 from assistd.core.config import Settings
-from assistd.core.db import create_engine, make_sessionmaker
+from assistd.core.db import create_engine, libpq_dsn, make_sessionmaker
 from assistd.core.errors import InvalidRequestError
+from assistd.core.notify import Listener
+from assistd.engine.executor import build_engine_deps
 from assistd.files.router import router as files_router
 from assistd.files.storage import make_storage
 from assistd.messages.router import router as messages_router
 from assistd.projects.auth import KeyCache, require_project
+from assistd.runs.events import EVENTS_CHANNEL, QUEUE_CHANNEL
+from assistd.runs.router import router as runs_router
 from assistd.threads.router import router as threads_router
 from assistd.web import errors
 from assistd.web.middleware import EmptyJsonBodyMiddleware, RequestIdMiddleware
+from assistd.worker.loop import Worker
 
 
 def _check_beta(request: Request) -> None:
@@ -38,7 +44,8 @@ def _check_beta(request: Request) -> None:
 def api_router() -> APIRouter:
     """Every ``/v1`` resource router; each request must carry a valid key."""
     router = APIRouter(dependencies=[Depends(require_project), Depends(_check_beta)])
-    for sub in (assistants_router, threads_router, messages_router, files_router):
+    # runs first: ``POST /threads/runs`` must not be taken for ``POST /threads/{thread_id}``.
+    for sub in (runs_router, assistants_router, threads_router, messages_router, files_router):
         router.include_router(sub)
     return router
 
@@ -54,9 +61,22 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.storage = make_storage(settings)
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+        listener = Listener(libpq_dsn(database_url), [EVENTS_CHANNEL, QUEUE_CHANNEL])
+        app.state.listener = listener
+        await listener.start()
+        worker: Worker | None = None
+        worker_task: asyncio.Task[None] | None = None
+        if settings.run_worker:
+            deps = build_engine_deps(settings, app.state.sessionmaker, app.state.storage)
+            worker = Worker(deps, listener)
+            worker_task = asyncio.create_task(worker.run(), name="worker")
         try:
             yield
         finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                await worker_task
+            await listener.stop()
             await engine.dispose()
 
     app = FastAPI(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -46,6 +48,16 @@ def _prepare(settings: Settings) -> tuple[URL, bool]:
     return url, embedded
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Turn SIGTERM into a normal exit so ``atexit`` handlers run.
+
+    uvicorn catches SIGTERM, shuts down gracefully, restores the previous handler and raises
+    the signal again. With the default handler that kills the process before ``atexit`` runs,
+    which would leave the embedded Postgres running after ``assistd serve`` has stopped.
+    """
+    sys.exit(0)
+
+
 def _print_key(secret: str, project: str) -> None:
     typer.echo(f"API key for project '{project}' (shown once, store it now):\n\n    {secret}\n")
 
@@ -54,13 +66,18 @@ def _print_key(secret: str, project: str) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Also execute runs in this process.")
+    ] = True,
 ) -> None:
-    """Run the API server (migrating the database first)."""
+    """Run the API server (migrating the database first); by default it also executes runs."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings = Settings()
     if host is not None:
         settings.host = host
     if port is not None:
         settings.port = port
+    settings.run_worker = settings.run_worker and worker
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
@@ -88,6 +105,41 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Execute runs (any number of workers may share one database)."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    url, _ = _prepare(settings)
+
+    async def main() -> None:
+        from assistd.core.db import libpq_dsn
+        from assistd.core.notify import Listener
+        from assistd.engine.executor import build_engine_deps
+        from assistd.files.storage import make_storage
+        from assistd.runs.events import EVENTS_CHANNEL, QUEUE_CHANNEL
+        from assistd.worker.loop import Worker
+
+        engine = create_engine(url, settings)
+        listener = Listener(libpq_dsn(url), [EVENTS_CHANNEL, QUEUE_CHANNEL])
+        await listener.start()
+        deps = build_engine_deps(settings, make_sessionmaker(engine), make_storage(settings))
+        runner = Worker(deps, listener)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.stop)
+        try:
+            await runner.run()
+        finally:
+            await listener.stop()
+            await engine.dispose()
+
+    typer.echo("assistd: worker started")
+    asyncio.run(main())
 
 
 @app.command()

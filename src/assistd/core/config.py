@@ -32,6 +32,40 @@ class LimitSettings(BaseModel):
     max_upload_bytes: int = 512 * 1024 * 1024
 
 
+class RunSettings(BaseModel):
+    """Run lifecycle."""
+
+    expires_seconds: int = 600
+    """A queued or executing run expires this long after creation."""
+    requires_action_seconds: int = 600
+    """A run waiting for tool outputs expires this long after it started waiting."""
+    event_retention_seconds: int = 3600
+    """Stream events of finished runs are kept this long (replays, slow readers)."""
+
+
+class WorkerSettings(BaseModel):
+    """The run worker (in ``serve`` and in ``assistd worker``)."""
+
+    concurrency: int = 512
+    """Runs executed at once by one worker process (they mostly wait on the model)."""
+    heartbeat_seconds: float = 2.0
+    lease_seconds: float = 15.0
+    """A run whose worker has not heartbeaten for this long is failed by the reaper."""
+    poll_seconds: float = 1.0
+    """Fallback polling interval when no NOTIFY arrives."""
+    reap_seconds: float = 2.0
+    shutdown_grace_seconds: float = 30.0
+
+
+class ModelSettings(BaseModel):
+    """Model backends (defaults come from the openai SDK's own environment variables)."""
+
+    models_file: Path | None = None
+    """TOML/JSON file with named backends and model routes (see llm/chat.py)."""
+    max_retries: int = 3
+    timeout_seconds: float = 600.0
+
+
 class Settings(BaseSettings):
     """Everything assistd can be configured with."""
 
@@ -47,8 +81,15 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     api_key_cache_seconds: float = 30.0
+    poll_after_ms: int = 250
+    """``openai-poll-after-ms`` hint on run retrieval (the SDK's poll helpers sleep this)."""
+    run_worker: bool = True
+    """``serve`` also runs an in-process worker (``--no-worker`` turns it off)."""
     log_level: str = "info"
     storage: StorageSettings = StorageSettings()
+    runs: RunSettings = RunSettings()
+    worker: WorkerSettings = WorkerSettings()
+    models: ModelSettings = ModelSettings()
     limits: LimitSettings = LimitSettings()
 
     @property

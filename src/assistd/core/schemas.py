@@ -28,14 +28,20 @@ def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
                 "string_above_max_length",
                 "Invalid 'metadata': key too long. Expected a key with maximum length "
                 "{max}, but got a key with length {n} instead.",
-                {"max": MAX_METADATA_KEY, "n": len(key), "param": f"metadata.{key}"},
+                {"max": MAX_METADATA_KEY, "n": len(key), "metadata_key": key, "part": "key"},
             )
         if len(item) > MAX_METADATA_VALUE:
             raise PydanticCustomError(
                 "string_above_max_length",
                 "Invalid 'metadata.{key}': string too long. Expected a string with maximum "
                 "length {max}, but got a string with length {n} instead.",
-                {"key": key, "max": MAX_METADATA_VALUE, "n": len(item), "param": f"metadata.{key}"},
+                {
+                    "key": key,
+                    "max": MAX_METADATA_VALUE,
+                    "n": len(item),
+                    "metadata_key": key,
+                    "part": "value",
+                },
             )
     return value
 

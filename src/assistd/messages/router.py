@@ -8,6 +8,7 @@ from assistd.core.schemas import Deleted, ListPage, page_of
 from assistd.messages import service
 from assistd.messages.schemas import MessageCreate, MessageModify, MessageObject
 from assistd.projects.auth import ProjectDep
+from assistd.runs import service as runs_service
 from assistd.threads import service as threads_service
 from assistd.web.deps import ListParamsDep, SessionDep
 
@@ -18,11 +19,8 @@ router = APIRouter(tags=["messages"])
 async def create_message(
     thread_id: str, body: MessageCreate, session: SessionDep, project: ProjectDep
 ) -> MessageObject:
-    """Add a message to a thread."""
-    await threads_service.require(session, project, thread_id)
-    row = await service.create(session, project, thread_id, body)
-    await session.flush()
-    return service.to_wire(row)
+    """Add a message to a thread (refused while a run is active on it)."""
+    return service.to_wire(await runs_service.add_message(session, project, thread_id, body))
 
 
 @router.get("/threads/{thread_id}/messages")

@@ -4,6 +4,18 @@ from assistd.models.assistant import Assistant
 from assistd.models.base import Base
 from assistd.models.file import File
 from assistd.models.project import ApiKey, Project
+from assistd.models.run import Run, RunEvent, RunStep
 from assistd.models.thread import Message, Thread
 
-__all__ = ["ApiKey", "Assistant", "Base", "File", "Message", "Project", "Thread"]
+__all__ = [
+    "ApiKey",
+    "Assistant",
+    "Base",
+    "File",
+    "Message",
+    "Project",
+    "Run",
+    "RunEvent",
+    "RunStep",
+    "Thread",
+]

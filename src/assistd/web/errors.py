@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistd.core.errors import AssistdError
@@ -46,11 +47,15 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _param(loc: Sequence[int | str], body: Any) -> str | None:
+def _param(loc: Sequence[int | str], body: Any, kind: str = "missing") -> str | None:
     """Turn a pydantic location into OpenAI's dotted ``param`` (``tools[0].type``).
 
     Pydantic adds segments for union members and validators that are not keys of the
-    request; walking the actual body drops them.
+    request; walking the actual body drops them. A tagged union member's segment can also
+    be a key (``{"type": "text", "text": …}`` fails at ``text``, ``text``): the tag is the
+    segment equal to ``type`` that is followed by itself. A last segment that is no key of
+    the body names a missing field only when ``kind`` is ``missing``; otherwise it is a
+    union member (``literal['auto']``) and is dropped.
     """
     if not loc:
         return None
@@ -63,15 +68,51 @@ def _param(loc: Sequence[int | str], body: Any) -> str | None:
     node = body
     for i, seg in enumerate(path):
         last = i == len(path) - 1
+        if isinstance(node, dict) and not last and seg == node.get("type") == path[i + 1]:
+            continue
         if isinstance(seg, int) and isinstance(node, list) and 0 <= seg < len(node):
             parts.append(f"[{seg}]")
             node = node[seg]
-        elif isinstance(seg, str) and isinstance(node, dict) and (seg in node or last):
+        elif (
+            isinstance(seg, str)
+            and isinstance(node, dict)
+            and (seg in node or (last and kind == "missing"))
+        ):
             parts.append(("." if parts else "") + seg)
             node = node.get(seg)
         elif last and isinstance(seg, str) and not parts:
             parts.append(seg)
     return "".join(parts) or None
+
+
+def _is_shallow(kind: str) -> bool:
+    """A wrong type or literal: what every non-matching member of a union reports."""
+    return kind.endswith("_type") or kind in ("literal_error", "enum")
+
+
+def _most_specific(errors: list[Any], body: Any) -> Any:
+    """The error to report: the first one, unless it is only a union member's type mismatch.
+
+    For ``str | list[Part]`` given ``[]`` pydantic reports the ``str`` member's type error
+    first, then the ``list`` member's real problem (too short, a bad part type, …) on the
+    same field; the latter is what the caller needs to hear.
+    """
+    first = errors[0]
+    if not _is_shallow(str(first.get("type", ""))):
+        return first
+    base = _param(tuple(first.get("loc", ())), body, str(first.get("type", "")))
+    if base is None:
+        return first
+    best, best_depth = first, len(base)
+    for err in errors[1:]:
+        param = _param(tuple(err.get("loc", ())), body, str(err.get("type", "")))
+        if param is None or not (param == base or param.startswith((base + ".", base + "["))):
+            continue
+        if not _is_shallow(str(err.get("type", ""))):
+            return err
+        if len(param) > best_depth:
+            best, best_depth = err, len(param)
+    return best
 
 
 def _type_name(value: Any) -> str:
@@ -86,9 +127,25 @@ def _describe(err: dict[str, Any], param: str | None) -> tuple[str, str | None]:
     name = param or "body"
     if kind == "missing":
         return f"Missing required parameter: '{name}'.", "missing_required_parameter"
-    if kind in ("object_above_max_properties", "string_above_max_length") and "param" in ctx:
-        return str(err["msg"]), kind
-    if kind == "object_above_max_properties":
+    if kind == "object_above_max_properties" and "max" in ctx:
+        return (
+            f"Invalid '{name}': too many properties. Expected an object with at most "
+            f"{ctx['max']} properties, but got an object with {ctx['n']} properties instead.",
+            kind,
+        )
+    if kind == "string_above_max_length" and "metadata_key" in ctx:
+        if ctx.get("part") == "key":
+            return (
+                f"Invalid '{name}': key too long. Expected a key with maximum length "
+                f"{ctx['max']}, but got a key with length {ctx['n']} instead.",
+                kind,
+            )
+        return (
+            f"Invalid '{name}.{ctx['metadata_key']}': string too long. Expected a string with "
+            f"maximum length {ctx['max']}, but got a string with length {ctx['n']} instead.",
+            kind,
+        )
+    if kind in ("object_above_max_properties", "string_above_max_length"):
         return str(err["msg"]), kind
     if kind == "string_too_long":
         return (
@@ -162,17 +219,20 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
             body = json.loads(body)
         except ValueError:
             body = None
-    first = errors[0] if errors else {}
+    first = _most_specific(errors, body) if errors else {}
     if first.get("type") == "json_invalid":
         return error_response(400, _JSON_HINT)
     loc = tuple(first.get("loc", ()))
     if loc == ("body",) and first.get("type") in ("model_attributes_type", "dict_type"):
         return error_response(400, _JSON_HINT)
     ctx = first.get("ctx") or {}
-    param = ctx.get("param") or _param(loc, body)
+    param = ctx.get("param") or _param(loc, body, str(first.get("type", "")))
     if first.get("type") in ("union_tag_invalid", "union_tag_not_found") and param:
         param += "." + str(ctx.get("discriminator", "'type'")).strip("'")
     message, code = _describe(first, param)
+    if "metadata_key" in ctx and param:
+        # Metadata errors are raised on the whole object; name the offending key under it.
+        param += "." + str(ctx["metadata_key"])
     return error_response(400, message, param=param, code=code)
 
 
@@ -193,14 +253,50 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail))
 
 
+def _is_nul_error(exc: DataError) -> bool:
+    """Postgres stores no NUL character, neither in text (refused by psycopg before sending)
+    nor as ``\\u0000`` in jsonb (SQLSTATE 22P05, untranslatable character)."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "22P05" or "NUL (0x00)" in str(orig)
+
+
+async def _data_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DataError)
+    if not _is_nul_error(exc):
+        return await _unhandled_handler(request, exc)
+    return error_response(
+        400,
+        "Invalid request: strings cannot contain NUL (\\u0000) characters.",
+        code="invalid_value",
+    )
+
+
+async def _unencodable_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UnicodeEncodeError)
+    if exc.reason != "surrogates not allowed":
+        return await _unhandled_handler(request, exc)
+    # JSON allows a lone "\ud800"; such a string has no UTF-8 form to store.
+    return error_response(
+        400,
+        "Invalid request: strings cannot contain unpaired Unicode surrogates.",
+        code="invalid_value",
+    )
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    headers = {"x-should-retry": "false"}
+    # Starlette's ServerErrorMiddleware answers unhandled errors outside every other
+    # middleware, so the request id middleware never sees this response: copy its id here.
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        headers["x-request-id"] = request_id
     return error_response(
         500,
         "The server had an error while processing your request. Sorry about that!",
         type_="server_error",
         code="server_error",
-        headers={"x-should-retry": "false"},
+        headers=headers,
     )
 
 
@@ -209,4 +305,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(AssistdError, _assistd_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(DataError, _data_handler)
+    app.add_exception_handler(UnicodeEncodeError, _unencodable_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

@@ -1,0 +1,514 @@
+"""Drive one run from ``in_progress`` to ``requires_action`` or a terminal status.
+
+The executor owns the run while it works: every write goes through the run's ``RunSink``,
+in order, so the stream events it produces are exactly the order the SDK expects
+(``step.created`` → ``message.created`` → deltas → ``message.completed`` → ``step.completed``
+→ ``run.completed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistd.core import ids
+from assistd.core.clock import now
+from assistd.core.config import Settings
+from assistd.core.db import transaction
+from assistd.engine import prompt
+from assistd.engine.sink import Event, RunSink
+from assistd.files.storage import FileStorage
+from assistd.llm.chat import (
+    BackendError,
+    BackendRouter,
+    ChatRequest,
+    Usage,
+    router_from_environment,
+)
+from assistd.messages.service import to_wire as message_to_wire
+from assistd.models import Message, RunStep
+from assistd.runs import lifecycle
+from assistd.runs.status import transition
+from assistd.runs.wire import step_data
+
+log = logging.getLogger(__name__)
+
+MAX_TURNS = 25
+
+
+@dataclass
+class EngineDeps:
+    """What executing a run needs from the process."""
+
+    maker: async_sessionmaker[AsyncSession]
+    router: BackendRouter
+    storage: FileStorage
+    settings: Settings
+
+
+def build_engine_deps(
+    settings: Settings, maker: async_sessionmaker[AsyncSession], storage: FileStorage
+) -> EngineDeps:
+    """Engine dependencies from settings (backends from the SDK's environment variables)."""
+    router = router_from_environment(
+        models_file=settings.models.models_file,
+        max_retries=settings.models.max_retries,
+        timeout=settings.models.timeout_seconds,
+    )
+    return EngineDeps(maker=maker, router=router, storage=storage, settings=settings)
+
+
+@dataclass
+class _OpenMessage:
+    message_id: str
+    step_id: str
+    created_at: int
+    text: str = ""
+    refusal: str = ""
+
+
+@dataclass
+class _ToolCall:
+    id: str
+    name: str
+    arguments: str = ""
+
+
+@dataclass
+class _OpenToolStep:
+    step_id: str
+    created_at: int
+    calls: dict[int, _ToolCall] = field(default_factory=dict)
+
+
+@dataclass
+class _TurnResult:
+    function_calls: list[_ToolCall]
+    usage: Usage
+    finish_reason: str | None
+
+
+def _usage_dict(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class RunExecutor:
+    """Executes one claimed run."""
+
+    def __init__(self, deps: EngineDeps, run_id: str, cancel: asyncio.Event) -> None:
+        self.deps = deps
+        self.run_id = run_id
+        self.cancel = cancel
+        self.sink = RunSink(deps.maker, run_id)
+        self.include: list[str] = []
+        self.project_id = self.thread_id = self.assistant_id = ""
+        self._message: _OpenMessage | None = None
+        self._tool_step: _OpenToolStep | None = None
+        self._completion_tokens_used = 0
+        self.abort_error: dict[str, Any] | None = None
+
+    def abort(self, error: dict[str, Any]) -> None:
+        """Stop now and end the run ``failed`` with ``error`` (used at shutdown)."""
+        self.abort_error = error
+        self.cancel.set()
+
+    async def execute(self) -> None:
+        """Run to a resting state; never raises (failures end the run ``failed``)."""
+        work = asyncio.create_task(self._work(), name=f"run-{self.run_id}")
+        cancel_wait = asyncio.create_task(self.cancel.wait())
+        try:
+            await asyncio.wait({work, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
+                if self.abort_error is not None:
+                    await self._end("failed", self.abort_error)
+                else:
+                    await self._end("cancelled")
+                return
+            exc = work.exception()
+            if exc is None:
+                return
+            if isinstance(exc, TimeoutError):
+                await self._end("expired")
+            elif isinstance(exc, BackendError):
+                await self._end("failed", {"code": exc.code, "message": exc.message})
+            else:
+                log.error("run %s failed", self.run_id, exc_info=exc)
+                await self._end(
+                    "failed",
+                    {
+                        "code": "server_error",
+                        "message": "The server had an error while processing the run.",
+                    },
+                )
+        finally:
+            cancel_wait.cancel()
+            await self.sink.close()
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        async with transaction(self.deps.maker) as session:
+            ctx = await prompt.load_context(session, self.deps.storage, self.run_id)
+        run = ctx.run
+        self.include = list(run.include or [])
+        self.project_id, self.thread_id = run.project_id, run.thread_id
+        self.assistant_id = run.assistant_id
+        deadline = run.expires_at
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        async with asyncio.timeout(timeout):
+            for _ in range(MAX_TURNS):
+                result = await self._model_turn(ctx)
+                if result.function_calls:
+                    await self.sink.apply(self._requires_action_op(result.function_calls))
+                    return
+                if result.finish_reason == "length" and run.max_completion_tokens is not None:
+                    await self.sink.apply(self._incomplete_op("max_completion_tokens"))
+                    return
+                await self.sink.apply(self._completed_op())
+                return
+            raise BackendError("server_error", "The run exceeded the maximum number of turns.")
+
+    async def _model_turn(self, ctx: prompt.RunContext) -> _TurnResult:
+        run = ctx.run
+        tools = prompt.chat_tools(run)
+        max_tokens = None
+        if run.max_completion_tokens is not None:
+            max_tokens = max(1, run.max_completion_tokens - self._completion_tokens_used)
+        request = ChatRequest(
+            model=run.model,
+            messages=prompt.system_message(run)
+            + prompt.history_messages(ctx)
+            + prompt.run_messages(ctx),
+            tools=tools,
+            tool_choice=prompt.chat_tool_choice(run, tools),
+            parallel_tool_calls=run.parallel_tool_calls if tools else None,
+            temperature=run.temperature,
+            top_p=run.top_p,
+            response_format=run.response_format,
+            max_completion_tokens=max_tokens,
+            reasoning_effort=run.reasoning_effort,
+        )
+        backend = self.deps.router.backend_for(run.model)
+        usage = Usage()
+        finish: str | None = None
+        async for chunk in backend.stream(request):
+            if chunk.content or chunk.refusal:
+                self._on_text(chunk.content or "", chunk.refusal or "")
+            if chunk.tool_calls:
+                self._close_message(usage=None)
+                for delta in chunk.tool_calls:
+                    self._on_tool_delta(delta.index, delta.id, delta.name, delta.arguments)
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if chunk.finish_reason:
+                finish = chunk.finish_reason
+        self._completion_tokens_used += usage.completion_tokens
+        calls = list(self._tool_step.calls.values()) if self._tool_step else []
+        if self._message is not None:
+            reason = "max_tokens" if finish == "length" and run.max_completion_tokens else None
+            self._close_message(usage=None if calls else usage, incomplete_reason=reason)
+        if self._tool_step is not None:
+            self.sink.later(self._record_step_usage_op(self._tool_step.step_id, usage))
+        return _TurnResult(function_calls=calls, usage=usage, finish_reason=finish)
+
+    # ---- streaming pieces -----------------------------------------------------------------
+
+    def _on_text(self, text: str, refusal: str) -> None:
+        if self._message is None:
+            self._message = _OpenMessage(
+                message_id=ids.new_id(ids.MESSAGE),
+                step_id=ids.new_id(ids.STEP),
+                created_at=now(),
+            )
+            self.sink.later(self._open_message_op(self._message))
+        msg = self._message
+        if text:
+            msg.text += text
+            self.sink.event(
+                "thread.message.delta",
+                {
+                    "id": msg.message_id,
+                    "object": "thread.message.delta",
+                    "delta": {
+                        "content": [
+                            {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}
+                        ]
+                    },
+                },
+            )
+        if refusal:
+            index = 1 if msg.text else 0
+            msg.refusal += refusal
+            self.sink.event(
+                "thread.message.delta",
+                {
+                    "id": msg.message_id,
+                    "object": "thread.message.delta",
+                    "delta": {"content": [{"index": index, "type": "refusal", "refusal": refusal}]},
+                },
+            )
+
+    def _close_message(self, usage: Usage | None, incomplete_reason: str | None = None) -> None:
+        msg = self._message
+        if msg is None:
+            return
+        self._message = None
+        self.sink.later(self._close_message_op(msg, usage, incomplete_reason))
+
+    def _on_tool_delta(
+        self, index: int, call_id: str | None, name: str | None, arguments: str
+    ) -> None:
+        if self._tool_step is None:
+            self._tool_step = _OpenToolStep(step_id=ids.new_id(ids.STEP), created_at=now())
+            self.sink.later(self._open_tool_step_op(self._tool_step))
+        step = self._tool_step
+        call = step.calls.get(index)
+        if call is None:
+            call = _ToolCall(id=call_id or ids.new_id(ids.CALL), name=name or "")
+            call.arguments = arguments
+            step.calls[index] = call
+            entry: dict[str, Any] = {
+                "index": index,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": arguments, "output": None},
+            }
+        else:
+            if name and not call.name:
+                call.name = name
+            call.arguments += arguments
+            if not arguments:
+                return
+            entry = {"index": index, "type": "function", "function": {"arguments": arguments}}
+        self.sink.event(
+            "thread.run.step.delta",
+            {
+                "id": step.step_id,
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [entry]}},
+            },
+        )
+
+    # ---- database operations (run inside the sink, in order) ------------------------------
+
+    def _step_row(
+        self, step_id: str, created_at: int, kind: str, details: dict[str, Any]
+    ) -> RunStep:
+        return RunStep(
+            id=step_id,
+            project_id=self.project_id,
+            run_id=self.run_id,
+            thread_id=self.thread_id,
+            assistant_id=self.assistant_id,
+            created_at=created_at,
+            type=kind,
+            status="in_progress",
+            step_details=details,
+            last_error=None,
+            expired_at=None,
+            cancelled_at=None,
+            failed_at=None,
+            completed_at=None,
+            metadata_={},
+            usage=None,
+        )
+
+    def _open_message_op(self, msg: _OpenMessage) -> Any:
+        async def op(session: AsyncSession) -> list[Event]:
+            step = self._step_row(
+                msg.step_id,
+                msg.created_at,
+                "message_creation",
+                {
+                    "type": "message_creation",
+                    "message_creation": {"message_id": msg.message_id},
+                },
+            )
+            message = Message(
+                id=msg.message_id,
+                project_id=self.project_id,
+                thread_id=self.thread_id,
+                created_at=msg.created_at,
+                role="assistant",
+                content=[],
+                attachments=[],
+                metadata_={},
+                status="in_progress",
+                assistant_id=self.assistant_id,
+                run_id=self.run_id,
+                completed_at=None,
+                incomplete_at=None,
+                incomplete_details=None,
+            )
+            session.add_all([step, message])
+            await session.flush()
+            step_wire = step_data(step, self.include)
+            message_wire = message_to_wire(message).model_dump(mode="json")
+            return [
+                ("thread.run.step.created", step_wire),
+                ("thread.run.step.in_progress", step_wire),
+                ("thread.message.created", message_wire),
+                ("thread.message.in_progress", message_wire),
+            ]
+
+        return op
+
+    def _close_message_op(
+        self, msg: _OpenMessage, usage: Usage | None, incomplete_reason: str | None
+    ) -> Any:
+        async def op(session: AsyncSession) -> list[Event]:
+            message = await session.get_one(Message, msg.message_id)
+            step = await session.get_one(RunStep, msg.step_id)
+            content: list[dict[str, Any]] = []
+            if msg.text or not msg.refusal:
+                content.append({"type": "text", "text": {"value": msg.text, "annotations": []}})
+            if msg.refusal:
+                content.append({"type": "refusal", "refusal": msg.refusal})
+            stamp = now()
+            message.content = content
+            if incomplete_reason:
+                message.status = "incomplete"
+                message.incomplete_at = stamp
+                message.incomplete_details = {"reason": incomplete_reason}
+            else:
+                message.status = "completed"
+                message.completed_at = stamp
+            step.status = "completed"
+            step.completed_at = stamp
+            if usage is not None:
+                step.usage = _usage_dict(usage)
+            await session.flush()
+            kind = "incomplete" if incomplete_reason else "completed"
+            return [
+                (f"thread.message.{kind}", message_to_wire(message).model_dump(mode="json")),
+                ("thread.run.step.completed", step_data(step, self.include)),
+            ]
+
+        return op
+
+    def _open_tool_step_op(self, open_step: _OpenToolStep) -> Any:
+        async def op(session: AsyncSession) -> list[Event]:
+            step = self._step_row(
+                open_step.step_id,
+                open_step.created_at,
+                "tool_calls",
+                {"type": "tool_calls", "tool_calls": []},
+            )
+            session.add(step)
+            await session.flush()
+            data = step_data(step, self.include)
+            return [("thread.run.step.created", data), ("thread.run.step.in_progress", data)]
+
+        return op
+
+    def _record_step_usage_op(self, step_id: str, usage: Usage) -> Any:
+        assert self._tool_step is not None
+        calls = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments, "output": None},
+            }
+            for c in self._tool_step.calls.values()
+        ]
+
+        async def op(session: AsyncSession) -> list[Event]:
+            step = await session.get_one(RunStep, step_id)
+            step.step_details = {"type": "tool_calls", "tool_calls": calls}
+            step.usage = _usage_dict(usage)
+            return []
+
+        return op
+
+    def _requires_action_op(self, calls: list[_ToolCall]) -> Any:
+        settings = self.deps.settings
+
+        async def op(session: AsyncSession) -> list[Event]:
+            run = await lifecycle.lock_run(session, self.run_id)
+            if run.status == "cancelling":
+                return await lifecycle.finish_run(session, run, "cancelled")
+            action = {
+                "type": "submit_tool_outputs",
+                "submit_tool_outputs": {
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in calls
+                    ]
+                },
+            }
+            return [
+                transition(
+                    run,
+                    "requires_action",
+                    required_action=action,
+                    expires_at=now() + settings.runs.requires_action_seconds,
+                    worker_id=None,
+                    heartbeat_at=None,
+                )
+            ]
+
+        return op
+
+    def _completed_op(self) -> Any:
+        async def op(session: AsyncSession) -> list[Event]:
+            run = await lifecycle.lock_run(session, self.run_id)
+            usage = await lifecycle.step_usage_total(session, self.run_id)
+            return [transition(run, "completed", usage=usage)]
+
+        return op
+
+    def _incomplete_op(self, reason: str) -> Any:
+        async def op(session: AsyncSession) -> list[Event]:
+            run = await lifecycle.lock_run(session, self.run_id)
+            usage = await lifecycle.step_usage_total(session, self.run_id)
+            return [
+                transition(run, "incomplete", usage=usage, incomplete_details={"reason": reason})
+            ]
+
+        return op
+
+    async def _end(self, outcome: str, last_error: dict[str, Any] | None = None) -> None:
+        """Cancel, expire or fail the run, saving what the model had written so far."""
+        partial = self._message
+
+        async def op(session: AsyncSession) -> list[Event]:
+            if partial is not None:
+                message = await session.get(Message, partial.message_id)
+                if message is not None and message.status == "in_progress":
+                    message.content = [
+                        {"type": "text", "text": {"value": partial.text, "annotations": []}}
+                    ]
+            run = await lifecycle.lock_run(session, self.run_id)
+            if run.status not in ("in_progress", "cancelling"):
+                return []  # someone else (the reaper) already ended it
+            if outcome == "failed" and run.status == "cancelling":
+                return await lifecycle.finish_run(session, run, "cancelled")
+            return await lifecycle.finish_run(session, run, outcome, last_error=last_error)
+
+        try:
+            await self.sink.apply(op)
+        except Exception:
+            # The sink itself failed (database trouble): try once more directly.
+            log.exception("run %s: ending through the sink failed", self.run_id)
+            with contextlib.suppress(Exception):
+                from assistd.runs import events
+
+                async with transaction(self.deps.maker) as session:
+                    await events.append(session, self.run_id, await op(session))

@@ -1,0 +1,111 @@
+"""An ordered, batching writer for everything one run writes to the database.
+
+The run loop produces many small writes (a stream event per token, step and message
+updates). Each goes through the sink, which applies them strictly in order; while one
+transaction is in flight, later items queue up and the next transaction takes them all, so
+a fast model costs a few commits per second instead of one per token, and the first token
+is written at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistd.runs import events
+
+Event = tuple[str, dict[str, Any]]
+Op = Callable[[AsyncSession], Awaitable[list[Event]]]
+
+
+@dataclass
+class _Item:
+    events: list[Event]
+    op: Op | None
+    done: asyncio.Future[None] | None
+
+
+class RunSink:
+    """Serialises a run's writes; ``apply`` waits for commit, ``event`` does not."""
+
+    def __init__(self, maker: async_sessionmaker[AsyncSession], run_id: str) -> None:
+        self.maker = maker
+        self.run_id = run_id
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._error: BaseException | None = None
+        self._task = asyncio.create_task(self._writer(), name=f"sink-{run_id}")
+
+    def event(self, name: str, data: dict[str, Any]) -> None:
+        """Append a stream event without waiting."""
+        self._raise_if_failed()
+        self._queue.put_nowait(_Item([(name, data)], None, None))
+
+    def later(self, op: Op) -> None:
+        """Queue ``op`` in order without waiting for it."""
+        self._raise_if_failed()
+        self._queue.put_nowait(_Item([], op, None))
+
+    async def apply(self, op: Op) -> None:
+        """Run ``op`` in order with everything queued before it; wait until committed."""
+        self._raise_if_failed()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item([], op, done))
+        await done
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        await self.apply(_noop)
+
+    async def close(self) -> None:
+        """Flush and stop the writer."""
+        if not self._task.done():
+            self._queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await self._task
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise RuntimeError("writing the run's state failed") from self._error
+
+    async def _writer(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                async with self.maker() as session, session.begin():
+                    produced: list[Event] = []
+                    for item in batch:
+                        produced.extend(item.events)
+                        if item.op is not None:
+                            produced.extend(await item.op(session))
+                    await events.append(session, self.run_id, produced)
+            except Exception as exc:
+                self._error = exc
+                for item in batch:
+                    if item.done is not None and not item.done.done():
+                        item.done.set_exception(exc)
+                # Fail everything still queued, then keep draining so nobody waits forever.
+                continue
+            for item in batch:
+                if item.done is not None and not item.done.done():
+                    item.done.set_result(None)
+            if stop:
+                return
+
+
+async def _noop(session: AsyncSession) -> list[Event]:
+    return []

@@ -1,0 +1,1 @@
+"""Model backends (chat completions through the openai SDK)."""

@@ -1,0 +1,308 @@
+"""Chat-completions backends behind one protocol, and the router from model name to backend.
+
+Backends are reached with the official ``openai`` SDK (``AsyncOpenAI`` or
+``AsyncAzureOpenAI``); the SDK retries 429, 5xx, timeouts and connection errors with
+exponential backoff, honouring ``retry-after``. Once retries are spent the error surfaces as
+``BackendError`` with the code the run's ``last_error`` reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import openai
+
+ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
+
+
+class BackendError(Exception):
+    """The backend failed for good; ``code`` is the run's ``last_error.code``."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+
+
+@dataclass
+class ToolCallDelta:
+    """A piece of one tool call; ``id`` and ``name`` arrive once, arguments in pieces."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass
+class Usage:
+    """Token counts of one model call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class ChatChunk:
+    """One streamed piece of a completion."""
+
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass
+class ChatRequest:
+    """What the run loop asks of a model."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: Any = None
+    max_completion_tokens: int | None = None
+    reasoning_effort: str | None = None
+
+
+class ChatBackend(Protocol):
+    """Streams chat completions."""
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Yield chunks of the completion of ``request``."""
+        ...
+
+
+class OpenAIChatBackend:
+    """OpenAI, Azure OpenAI or any OpenAI-compatible server, through the SDK."""
+
+    def __init__(self, client: openai.AsyncOpenAI, deployment_for: dict[str, str]) -> None:
+        self.client = client
+        self.deployment_for = deployment_for
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Stream a completion, mapping SDK errors to ``BackendError``."""
+        kwargs: dict[str, Any] = {
+            "model": self.deployment_for.get(request.model, request.model),
+            "messages": request.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.tools:
+            kwargs["tools"] = request.tools
+            if request.tool_choice is not None:
+                kwargs["tool_choice"] = request.tool_choice
+            if request.parallel_tool_calls is not None:
+                kwargs["parallel_tool_calls"] = request.parallel_tool_calls
+        for name in ("temperature", "top_p", "max_completion_tokens", "reasoning_effort"):
+            value = getattr(request, name)
+            if value is not None:
+                kwargs[name] = value
+        if request.response_format not in (None, "auto"):
+            kwargs["response_format"] = request.response_format
+        try:
+            stream = await self.client.chat.completions.create(**kwargs)
+            async for chunk in stream:
+                yield _convert(chunk)
+        except openai.RateLimitError as exc:
+            raise BackendError(
+                "rate_limit_exceeded", f"The model backend is rate limiting requests: {exc}"
+            ) from exc
+        except openai.NotFoundError as exc:
+            raise BackendError(
+                "invalid_prompt",
+                f"The model '{request.model}' does not exist or is not served by its backend.",
+            ) from exc
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            raise BackendError(
+                "invalid_prompt", f"The model backend rejected the request: {exc}"
+            ) from exc
+        except openai.APIError as exc:
+            raise BackendError("server_error", f"The model backend failed: {exc}") from exc
+
+
+def _convert(chunk: Any) -> ChatChunk:
+    out = ChatChunk()
+    usage = getattr(chunk, "usage", None)
+    if usage is not None:
+        out.usage = Usage(
+            prompt_tokens=int(usage.prompt_tokens or 0),
+            completion_tokens=int(usage.completion_tokens or 0),
+        )
+    for choice in chunk.choices or []:
+        delta = choice.delta
+        if delta is not None:
+            out.content = delta.content or None
+            out.refusal = getattr(delta, "refusal", None) or None
+            for call in delta.tool_calls or []:
+                fn = call.function
+                out.tool_calls.append(
+                    ToolCallDelta(
+                        index=call.index,
+                        id=call.id or None,
+                        name=(fn.name if fn else None) or None,
+                        arguments=(fn.arguments if fn else None) or "",
+                    )
+                )
+        if choice.finish_reason:
+            out.finish_reason = choice.finish_reason
+    return out
+
+
+# ---- routing -------------------------------------------------------------------------------
+
+
+@dataclass
+class BackendSpec:
+    """How to reach one backend."""
+
+    name: str
+    kind: Literal["openai", "azure"] = "openai"
+    base_url: str | None = None
+    api_key: str | None = None
+    azure_endpoint: str | None = None
+    api_version: str | None = None
+
+
+@dataclass
+class ModelRoute:
+    """Which backend serves a model name, and under which deployment/model name."""
+
+    backend: str
+    deployment: str | None = None
+
+
+class NoBackendError(BackendError):
+    """No configured backend serves the model."""
+
+
+class BackendRouter:
+    """Maps an assistant's model name to a backend (and deployment)."""
+
+    def __init__(
+        self,
+        specs: dict[str, BackendSpec],
+        routes: dict[str, ModelRoute],
+        default: str | None,
+        *,
+        max_retries: int = 3,
+        timeout: float = 600.0,
+    ) -> None:
+        self.specs = specs
+        self.routes = routes
+        self.default = default
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self._backends: dict[str, OpenAIChatBackend] = {}
+
+    def _client(self, spec: BackendSpec) -> openai.AsyncOpenAI:
+        if spec.kind == "azure":
+            return openai.AsyncAzureOpenAI(
+                api_key=spec.api_key,
+                azure_endpoint=spec.azure_endpoint or "",
+                api_version=spec.api_version,
+                max_retries=self.max_retries,
+                timeout=self.timeout,
+            )
+        return openai.AsyncOpenAI(
+            api_key=spec.api_key or "unused",
+            base_url=spec.base_url,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        )
+
+    def backend_for(self, model: str) -> ChatBackend:
+        """The backend serving ``model``, or ``NoBackendError``."""
+        route = self.routes.get(model)
+        name = route.backend if route else self.default
+        if name is None or name not in self.specs:
+            raise NoBackendError(
+                "invalid_prompt",
+                f"No model backend serves the model '{model}'. Configure OPENAI_API_KEY / "
+                "OPENAI_BASE_URL, Azure OpenAI, or a route in ASSISTD_MODELS_FILE.",
+            )
+        if name not in self._backends:
+            deployments = {m: r.deployment for m, r in self.routes.items() if r.deployment}
+            self._backends[name] = OpenAIChatBackend(self._client(self.specs[name]), deployments)
+        return self._backends[name]
+
+
+def router_from_environment(
+    env: dict[str, str] | None = None,
+    models_file: Path | None = None,
+    *,
+    max_retries: int = 3,
+    timeout: float = 600.0,
+) -> BackendRouter:
+    """Build the router from the SDK's own variables and an optional TOML (or JSON) file.
+
+    Default backend: Azure when ``AZURE_OPENAI_ENDPOINT`` is set (with
+    ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION``), else OpenAI or a compatible server
+    when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set. The file adds named backends and
+    routes model names to them::
+
+        [backends.local]
+        kind = "openai"
+        base_url = "http://127.0.0.1:11434/v1"
+        api_key_env = "LOCAL_API_KEY"
+
+        [models."gpt-4o"]
+        backend = "azure"
+        deployment = "gpt4o-prod"
+    """
+    env = dict(os.environ if env is None else env)
+    specs: dict[str, BackendSpec] = {}
+    routes: dict[str, ModelRoute] = {}
+    default: str | None = None
+    if env.get("AZURE_OPENAI_ENDPOINT"):
+        specs["azure"] = BackendSpec(
+            name="azure",
+            kind="azure",
+            azure_endpoint=env["AZURE_OPENAI_ENDPOINT"],
+            api_key=env.get("AZURE_OPENAI_API_KEY"),
+            api_version=env.get("OPENAI_API_VERSION"),
+        )
+        default = "azure"
+    if env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):
+        specs["openai"] = BackendSpec(
+            name="openai",
+            base_url=env.get("OPENAI_BASE_URL") or None,
+            api_key=env.get("OPENAI_API_KEY"),
+        )
+        default = "openai"
+    if models_file is not None:
+        text = models_file.read_text()
+        doc: dict[str, Any] = (
+            json.loads(text) if models_file.suffix == ".json" else tomllib.loads(text)
+        )
+        for name, raw in (doc.get("backends") or {}).items():
+            key = raw.get("api_key") or (
+                env.get(raw["api_key_env"]) if "api_key_env" in raw else None
+            )
+            specs[name] = BackendSpec(
+                name=name,
+                kind=raw.get("kind", "openai"),
+                base_url=raw.get("base_url"),
+                api_key=key,
+                azure_endpoint=raw.get("azure_endpoint"),
+                api_version=raw.get("api_version"),
+            )
+        for model, raw in (doc.get("models") or {}).items():
+            routes[model] = ModelRoute(backend=raw["backend"], deployment=raw.get("deployment"))
+        default = doc.get("default_backend", default)
+    return BackendRouter(specs, routes, default, max_retries=max_retries, timeout=timeout)

@@ -1,0 +1,58 @@
+"""The run event log: append events and wake whoever tails them.
+
+Only a run's current owner appends (the API while it creates or resumes a run, one worker
+while it executes it, the reaper when it takes a dead worker's run), so ids are in commit
+order within a run and a reader that follows ``id`` never skips an event.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.models import RunEvent
+
+EVENTS_CHANNEL = "assistd_run_events"
+"""NOTIFY channel: payload is the run id whose log grew."""
+QUEUE_CHANNEL = "assistd_runs"
+"""NOTIFY channel: payload ``queued:<run id>`` or ``cancel:<run id>`` for workers."""
+
+END_EVENTS = frozenset(
+    {
+        "thread.run.requires_action",
+        "thread.run.completed",
+        "thread.run.incomplete",
+        "thread.run.failed",
+        "thread.run.cancelled",
+        "thread.run.expired",
+    }
+)
+"""After these the stream of the current request ends."""
+
+
+async def append(
+    session: AsyncSession, run_id: str, events: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Append events (in order) and notify tailers when the transaction commits."""
+    if not events:
+        return
+    stamp = time.time()
+    await session.execute(
+        insert(RunEvent),
+        [{"run_id": run_id, "event": e, "data": d, "created_at": stamp} for e, d in events],
+    )
+    await notify(session, EVENTS_CHANNEL, run_id)
+
+
+async def notify(session: AsyncSession, channel: str, payload: str) -> None:
+    """``pg_notify`` inside the current transaction (delivered at commit)."""
+    await session.execute(select(func.pg_notify(channel, payload)))
+
+
+async def last_event_id(session: AsyncSession, run_id: str) -> int:
+    """The id of the run's newest event (0 when none)."""
+    value = await session.scalar(select(func.max(RunEvent.id)).where(RunEvent.run_id == run_id))
+    return int(value or 0)

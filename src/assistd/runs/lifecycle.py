@@ -1,0 +1,95 @@
+"""Ending runs: the side effects every terminal status shares (messages left incomplete,
+steps closed, usage summed) and the events they produce, in the order the SDK expects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.core.clock import now
+from assistd.messages.service import to_wire as message_to_wire
+from assistd.models import Message, Run, RunStep
+from assistd.runs.status import transition
+from assistd.runs.wire import run_data, step_data
+
+Event = tuple[str, dict[str, Any]]
+
+_MESSAGE_REASON = {
+    "cancelled": "run_cancelled",
+    "failed": "run_failed",
+    "expired": "run_expired",
+}
+_STEP_STATUS = {"cancelled": "cancelled", "failed": "failed", "expired": "expired"}
+
+
+async def lock_run(session: AsyncSession, run_id: str) -> Run:
+    """The run row, locked for this transaction."""
+    run = await session.scalar(select(Run).where(Run.id == run_id).with_for_update())
+    if run is None:
+        raise LookupError(run_id)
+    return run
+
+
+async def step_usage_total(session: AsyncSession, run_id: str) -> dict[str, int]:
+    """The run's usage: the sum over its steps."""
+    usages = await session.scalars(select(RunStep.usage).where(RunStep.run_id == run_id))
+    total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    for usage in usages:
+        if usage:
+            for key in total:
+                total[key] += int(usage.get(key, 0))
+    return total
+
+
+async def close_open_work(
+    session: AsyncSession, run: Run, outcome: str, last_error: dict[str, Any] | None
+) -> list[Event]:
+    """Mark the run's in-progress messages incomplete and in-progress steps ended."""
+    out: list[Event] = []
+    stamp = now()
+    messages = await session.scalars(
+        select(Message).where(Message.run_id == run.id, Message.status == "in_progress")
+    )
+    for message in messages:
+        message.status = "incomplete"
+        message.incomplete_at = stamp
+        message.incomplete_details = {"reason": _MESSAGE_REASON[outcome]}
+        out.append(("thread.message.incomplete", message_to_wire(message).model_dump(mode="json")))
+    steps = await session.scalars(
+        select(RunStep)
+        .where(RunStep.run_id == run.id, RunStep.status == "in_progress")
+        .order_by(RunStep.seq)
+    )
+    for step in steps:
+        status = _STEP_STATUS[outcome]
+        step.status = status
+        setattr(step, f"{status}_at", stamp)
+        if status == "failed":
+            step.last_error = last_error
+        out.append((f"thread.run.step.{status}", step_data(step, run.include)))
+    return out
+
+
+async def finish_run(
+    session: AsyncSession,
+    run: Run,
+    outcome: str,
+    *,
+    last_error: dict[str, Any] | None = None,
+) -> list[Event]:
+    """End a locked run as cancelled, failed or expired, with every side effect."""
+    out = await close_open_work(session, run, outcome, last_error)
+    if outcome == "cancelled":
+        if run.status == "cancelling":
+            # The API only flips the status of a run a worker owns; the owner reports it.
+            out.append(("thread.run.cancelling", run_data(run)))
+        else:
+            out.append(transition(run, "cancelling"))
+    usage = await step_usage_total(session, run.id)
+    fields: dict[str, Any] = {"usage": usage}
+    if outcome == "failed":
+        fields["last_error"] = last_error
+    out.append(transition(run, outcome, **fields))
+    return out

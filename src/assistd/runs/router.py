@@ -1,0 +1,163 @@
+"""HTTP: runs (``/threads/runs``, ``/threads/{id}/runs…``) and run steps."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.responses import StreamingResponse
+
+from assistd.core.config import Settings
+from assistd.core.schemas import ListPage, page_of
+from assistd.projects.auth import ProjectDep
+from assistd.runs import service, stream
+from assistd.runs.schemas import (
+    RunCreate,
+    RunModify,
+    RunObject,
+    RunStepObject,
+    SubmitToolOutputs,
+    ThreadAndRunCreate,
+)
+from assistd.runs.wire import run_to_wire, step_to_wire
+from assistd.web.deps import ListParamsDep, SessionDep
+from assistd.web.sse import sse_response
+
+router = APIRouter(tags=["runs"])
+
+IncludeQuery = Annotated[list[str], Query(alias="include[]")]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _stream(request: Request, run_id: str, after_id: int) -> StreamingResponse:
+    state = request.app.state
+    return sse_response(
+        stream.tail(
+            state.sessionmaker,
+            state.listener,
+            run_id,
+            after_id,
+            poll_seconds=state.settings.worker.poll_seconds,
+        )
+    )
+
+
+@router.post("/threads/runs", response_model=None)
+async def create_thread_and_run(
+    body: ThreadAndRunCreate, request: Request, session: SessionDep, project: ProjectDep
+) -> RunObject | StreamingResponse:
+    """Create a thread and run it (``stream: true`` answers with server-sent events)."""
+    run = await service.create_thread_and_run(session, _settings(request), project, body)
+    if body.stream:
+        return _stream(request, run.id, 0)
+    return run_to_wire(run)
+
+
+@router.post("/threads/{thread_id}/runs", response_model=None)
+async def create_run(
+    thread_id: str,
+    body: RunCreate,
+    request: Request,
+    session: SessionDep,
+    project: ProjectDep,
+    include: IncludeQuery = [],  # noqa: B006 - FastAPI copies defaults
+) -> RunObject | StreamingResponse:
+    """Create a run (``stream: true`` answers with server-sent events)."""
+    run = await service.create_run(
+        session, _settings(request), project, thread_id, body, service.check_include(include)
+    )
+    if body.stream:
+        return _stream(request, run.id, 0)
+    return run_to_wire(run)
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    thread_id: str, session: SessionDep, project: ProjectDep, params: ListParamsDep
+) -> ListPage[RunObject]:
+    """List a thread's runs."""
+    rows, has_more = await service.list_runs(session, project, thread_id, params)
+    return ListPage[RunObject](**page_of([run_to_wire(r) for r in rows], has_more))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def retrieve_run(
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    project: ProjectDep,
+) -> RunObject:
+    """Retrieve a run (with a poll hint for the SDK's ``*_and_poll`` helpers)."""
+    run = await service.get_run(session, project, thread_id, run_id)
+    response.headers["openai-poll-after-ms"] = str(_settings(request).poll_after_ms)
+    return run_to_wire(run)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}")
+async def modify_run(
+    thread_id: str, run_id: str, body: RunModify, session: SessionDep, project: ProjectDep
+) -> RunObject:
+    """Modify a run's metadata."""
+    return run_to_wire(await service.modify_run(session, project, thread_id, run_id, body))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: str, run_id: str, session: SessionDep, project: ProjectDep
+) -> RunObject:
+    """Cancel a run."""
+    return run_to_wire(await service.cancel_run(session, project, thread_id, run_id))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=None)
+async def submit_tool_outputs(
+    thread_id: str,
+    run_id: str,
+    body: SubmitToolOutputs,
+    request: Request,
+    session: SessionDep,
+    project: ProjectDep,
+) -> RunObject | StreamingResponse:
+    """Submit function results; the run resumes."""
+    run, cursor = await service.submit_tool_outputs(
+        session, _settings(request), project, thread_id, run_id, body
+    )
+    if body.stream:
+        return _stream(request, run.id, cursor)
+    return run_to_wire(run)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps")
+async def list_run_steps(
+    thread_id: str,
+    run_id: str,
+    session: SessionDep,
+    project: ProjectDep,
+    params: ListParamsDep,
+    include: IncludeQuery = [],  # noqa: B006
+) -> ListPage[RunStepObject]:
+    """List a run's steps."""
+    service.check_include(include)
+    rows, has_more = await service.list_steps(session, project, thread_id, run_id, params)
+    return ListPage[RunStepObject](**page_of([step_to_wire(s, include) for s in rows], has_more))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
+async def retrieve_run_step(
+    thread_id: str,
+    run_id: str,
+    step_id: str,
+    session: SessionDep,
+    project: ProjectDep,
+    include: IncludeQuery = [],  # noqa: B006
+) -> RunStepObject:
+    """Retrieve a run step."""
+    service.check_include(include)
+    step = await service.get_step(session, project, thread_id, run_id, step_id)
+    return step_to_wire(step, include)

@@ -1,0 +1,375 @@
+"""Runs as the API sees them: create (enqueue), read, list, modify, cancel, submit tool
+outputs, and steps. Execution happens in a worker (``assistd.engine``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.assistants import service as assistants_service
+from assistd.assistants.schemas import response_format_to_wire, tool_to_wire
+from assistd.core import ids
+from assistd.core.clock import now
+from assistd.core.config import Settings
+from assistd.core.errors import ConflictingStateError, InvalidRequestError, NotFoundError
+from assistd.core.pagination import ListParams, paginate
+from assistd.messages import service as messages_service
+from assistd.messages.schemas import MessageCreate
+from assistd.models import Message, Run, RunStep, Thread
+from assistd.models.run import ACTIVE_STATUSES
+from assistd.runs import events, lifecycle
+from assistd.runs.schemas import (
+    FILE_SEARCH_CONTENT,
+    RunCreate,
+    RunModify,
+    SubmitToolOutputs,
+    ThreadAndRunCreate,
+)
+from assistd.runs.status import transition
+from assistd.runs.wire import run_data, step_data
+from assistd.threads import service as threads_service
+from assistd.threads.schemas import ThreadCreate
+
+INCLUDE_VALUES = (FILE_SEARCH_CONTENT,)
+
+
+def check_include(include: list[str]) -> list[str]:
+    """Validate ``include[]`` query values."""
+    for value in include:
+        if value not in INCLUDE_VALUES:
+            raise InvalidRequestError(
+                f"Invalid value for 'include': {value!r}. Supported values are: "
+                f"'{FILE_SEARCH_CONTENT}'.",
+                param="include",
+                code="invalid_value",
+            )
+    return include
+
+
+async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
+    """The thread's active run, if any."""
+    return await session.scalar(
+        select(Run.id).where(Run.thread_id == thread_id, Run.status.in_(ACTIVE_STATUSES))
+    )
+
+
+async def lock_thread(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
+    """The thread, locked against concurrent run creation (404 when not the caller's)."""
+    thread = await session.scalar(
+        select(Thread)
+        .where(Thread.id == thread_id, Thread.project_id == project_id)
+        .with_for_update()
+    )
+    if thread is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    return thread
+
+
+async def add_message(
+    session: AsyncSession, project_id: str, thread_id: str, req: MessageCreate
+) -> Message:
+    """Create a message unless a run is active on the thread (OpenAI answers 400)."""
+    await lock_thread(session, project_id, thread_id)
+    active = await active_run_id(session, thread_id)
+    if active is not None:
+        raise ConflictingStateError(
+            f"Can't add messages to {thread_id} while a run {active} is active.",
+            param="thread_id",
+        )
+    row = await messages_service.create(session, project_id, thread_id, req)
+    await session.flush()
+    return row
+
+
+def _tool_choice(value: Any, tools: list[dict[str, Any]]) -> Any:
+    if value is None:
+        return "auto"
+    if isinstance(value, str):
+        return value
+    choice = value.model_dump(exclude_none=True)
+    if choice["type"] == "function":
+        names = {t["function"]["name"] for t in tools if t["type"] == "function"}
+        if choice["function"]["name"] not in names:
+            raise InvalidRequestError(
+                f"Invalid 'tool_choice': no function named '{choice['function']['name']}' is "
+                "among the run's tools.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    elif choice["type"] not in {t["type"] for t in tools}:
+        raise InvalidRequestError(
+            f"Invalid 'tool_choice': the tool '{choice['type']}' is not enabled for this run.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+    return choice
+
+
+async def _new_run(
+    session: AsyncSession,
+    settings: Settings,
+    project_id: str,
+    thread_id: str,
+    req: RunCreate | ThreadAndRunCreate,
+    include: list[str],
+    *,
+    prelude: list[tuple[str, dict[str, Any]]] | None = None,
+) -> Run:
+    assistant = await assistants_service.get(session, project_id, req.assistant_id)
+    given = req.model_fields_set
+    tools = (
+        [tool_to_wire(t) for t in req.tools or []]
+        if "tools" in given and req.tools is not None
+        else assistant.tools
+    )
+    instructions = (
+        req.instructions if req.instructions is not None else assistant.instructions or ""
+    )
+    extra = getattr(req, "additional_instructions", None)
+    if extra:
+        instructions = f"{instructions}\n\n{extra}" if instructions else extra
+    created = now()
+    run = Run(
+        id=ids.new_id(ids.RUN),
+        project_id=project_id,
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        created_at=created,
+        status="queued",
+        started_at=None,
+        expires_at=created + settings.runs.expires_seconds,
+        cancelled_at=None,
+        failed_at=None,
+        completed_at=None,
+        required_action=None,
+        last_error=None,
+        incomplete_details=None,
+        model=req.model or assistant.model,
+        instructions=instructions,
+        tools=tools,
+        metadata_=req.metadata or {},
+        usage=None,
+        temperature=req.temperature if req.temperature is not None else assistant.temperature,
+        top_p=req.top_p if req.top_p is not None else assistant.top_p,
+        max_prompt_tokens=req.max_prompt_tokens,
+        max_completion_tokens=req.max_completion_tokens,
+        truncation_strategy=(
+            req.truncation_strategy.model_dump()
+            if req.truncation_strategy is not None
+            else {"type": "auto", "last_messages": None}
+        ),
+        tool_choice=_tool_choice(req.tool_choice, tools),
+        parallel_tool_calls=True if req.parallel_tool_calls is None else req.parallel_tool_calls,
+        response_format=(
+            response_format_to_wire(req.response_format)
+            if req.response_format is not None
+            else assistant.response_format
+        ),
+        reasoning_effort=getattr(req, "reasoning_effort", None) or assistant.reasoning_effort,
+        include=include,
+        worker_id=None,
+        heartbeat_at=None,
+        attempts=0,
+    )
+    session.add(run)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if "uq_runs_one_active_per_thread" in str(exc.orig):
+            raise ConflictingStateError(
+                f"Thread {thread_id} already has an active run.", param="thread_id"
+            ) from None
+        raise
+    data = run_data(run)
+    produced = list(prelude or [])
+    produced += [("thread.run.created", data), ("thread.run.queued", data)]
+    await events.append(session, run.id, produced)
+    await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
+    return run
+
+
+async def create_run(
+    session: AsyncSession,
+    settings: Settings,
+    project_id: str,
+    thread_id: str,
+    req: RunCreate,
+    include: list[str],
+) -> Run:
+    """Enqueue a run on a thread (one active run per thread)."""
+    await lock_thread(session, project_id, thread_id)
+    active = await active_run_id(session, thread_id)
+    if active is not None:
+        raise ConflictingStateError(
+            f"Thread {thread_id} already has an active run {active}.", param="thread_id"
+        )
+    for i, message in enumerate(req.additional_messages or []):
+        await messages_service.create(
+            session, project_id, thread_id, message, param_prefix=f"additional_messages[{i}]."
+        )
+    return await _new_run(session, settings, project_id, thread_id, req, include)
+
+
+async def create_thread_and_run(
+    session: AsyncSession, settings: Settings, project_id: str, req: ThreadAndRunCreate
+) -> Run:
+    """Create a thread (with its messages) and enqueue a run on it."""
+    await assistants_service.get(session, project_id, req.assistant_id)
+    thread_req = req.thread or ThreadCreate()
+    if req.tool_resources is not None and thread_req.tool_resources is None:
+        thread_req = thread_req.model_copy(update={"tool_resources": req.tool_resources})
+    thread = await threads_service.create(session, project_id, thread_req, param_prefix="thread.")
+    prelude = [("thread.created", threads_service.to_wire(thread).model_dump(mode="json"))]
+    return await _new_run(session, settings, project_id, thread.id, req, [], prelude=prelude)
+
+
+async def get_run(session: AsyncSession, project_id: str, thread_id: str, run_id: str) -> Run:
+    """A run of the caller's thread, or 404."""
+    run = await session.scalar(
+        select(Run).where(
+            Run.id == run_id, Run.thread_id == thread_id, Run.project_id == project_id
+        )
+    )
+    if run is None:
+        raise NotFoundError.for_object("run", run_id, param="run_id")
+    return run
+
+
+async def list_runs(
+    session: AsyncSession, project_id: str, thread_id: str, params: ListParams
+) -> tuple[list[Run], bool]:
+    """A page of the thread's runs."""
+    await threads_service.require(session, project_id, thread_id)
+    return await paginate(session, Run, [Run.thread_id == thread_id], params)
+
+
+async def modify_run(
+    session: AsyncSession, project_id: str, thread_id: str, run_id: str, req: RunModify
+) -> Run:
+    """Replace a run's metadata."""
+    run = await get_run(session, project_id, thread_id, run_id)
+    if "metadata" in req.model_fields_set:
+        run.metadata_ = req.metadata or {}
+    await session.flush()
+    return run
+
+
+async def _lock_own_run(session: AsyncSession, project_id: str, thread_id: str, run_id: str) -> Run:
+    await get_run(session, project_id, thread_id, run_id)
+    return await lifecycle.lock_run(session, run_id)
+
+
+async def cancel_run(session: AsyncSession, project_id: str, thread_id: str, run_id: str) -> Run:
+    """Cancel: at once when nobody executes the run, through its worker otherwise."""
+    run = await _lock_own_run(session, project_id, thread_id, run_id)
+    if run.status in ("queued", "requires_action"):
+        await events.append(session, run.id, await lifecycle.finish_run(session, run, "cancelled"))
+    elif run.status == "in_progress":
+        # The worker owns the run's event log; it reports cancelling → cancelled.
+        run.status = "cancelling"
+        await events.notify(session, events.QUEUE_CHANNEL, f"cancel:{run.id}")
+    elif run.status != "cancelling":
+        raise ConflictingStateError(
+            f"Cannot cancel run with status '{run.status}'.", param="run_id"
+        )
+    await session.flush()
+    return run
+
+
+async def submit_tool_outputs(
+    session: AsyncSession,
+    settings: Settings,
+    project_id: str,
+    thread_id: str,
+    run_id: str,
+    req: SubmitToolOutputs,
+) -> tuple[Run, int]:
+    """Record the function results and requeue the run; returns the run and the stream
+    cursor (the last event before this submission)."""
+    run = await _lock_own_run(session, project_id, thread_id, run_id)
+    if run.status != "requires_action" or not run.required_action:
+        raise ConflictingStateError(
+            f'Runs in status "{run.status}" do not accept tool outputs.', param="run_id"
+        )
+    pending = [c["id"] for c in run.required_action["submit_tool_outputs"]["tool_calls"]]
+    outputs: dict[str, str] = {}
+    for i, item in enumerate(req.tool_outputs):
+        if not item.tool_call_id:
+            raise InvalidRequestError(
+                f"Missing required parameter: 'tool_outputs[{i}].tool_call_id'.",
+                param=f"tool_outputs[{i}].tool_call_id",
+                code="missing_required_parameter",
+            )
+        if item.tool_call_id not in pending:
+            raise InvalidRequestError(
+                f"Invalid 'tool_outputs[{i}].tool_call_id': no pending tool call has id "
+                f"'{item.tool_call_id}'.",
+                param=f"tool_outputs[{i}].tool_call_id",
+                code="invalid_value",
+            )
+        if item.tool_call_id in outputs:
+            raise InvalidRequestError(
+                f"Duplicate output for tool call '{item.tool_call_id}'.",
+                param=f"tool_outputs[{i}].tool_call_id",
+                code="invalid_value",
+            )
+        outputs[item.tool_call_id] = item.output or ""
+    missing = [cid for cid in pending if cid not in outputs]
+    if missing:
+        raise InvalidRequestError(
+            f"Expected tool outputs for call_ids {pending}, got {list(outputs)}; missing "
+            f"{missing}.",
+            param="tool_outputs",
+            code="invalid_value",
+        )
+    cursor = await events.last_event_id(session, run.id)
+    step = await session.scalar(
+        select(RunStep)
+        .where(
+            RunStep.run_id == run.id, RunStep.type == "tool_calls", RunStep.status == "in_progress"
+        )
+        .order_by(RunStep.seq.desc())
+        .limit(1)
+    )
+    produced: list[tuple[str, dict[str, Any]]] = []
+    if step is not None:
+        details = dict(step.step_details)
+        calls = []
+        for call in details.get("tool_calls", []):
+            call = dict(call)
+            if call.get("type") == "function" and call["id"] in outputs:
+                call["function"] = {**call["function"], "output": outputs[call["id"]]}
+            calls.append(call)
+        step.step_details = {**details, "tool_calls": calls}
+        step.status = "completed"
+        step.completed_at = now()
+        produced.append(("thread.run.step.completed", step_data(step, run.include)))
+    produced.append(transition(run, "queued", expires_at=now() + settings.runs.expires_seconds))
+    await events.append(session, run.id, produced)
+    await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
+    await session.flush()
+    return run, cursor
+
+
+async def list_steps(
+    session: AsyncSession, project_id: str, thread_id: str, run_id: str, params: ListParams
+) -> tuple[list[RunStep], bool]:
+    """A page of the run's steps."""
+    await get_run(session, project_id, thread_id, run_id)
+    return await paginate(session, RunStep, [RunStep.run_id == run_id], params)
+
+
+async def get_step(
+    session: AsyncSession, project_id: str, thread_id: str, run_id: str, step_id: str
+) -> RunStep:
+    """A step of the caller's run, or 404."""
+    await get_run(session, project_id, thread_id, run_id)
+    step = await session.scalar(
+        select(RunStep).where(RunStep.id == step_id, RunStep.run_id == run_id)
+    )
+    if step is None:
+        raise NotFoundError.for_object("run step", step_id, param="step_id")
+    return step

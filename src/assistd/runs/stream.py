@@ -1,0 +1,68 @@
+"""Tail a run's event log: what a streaming response sends, from any API process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistd.core.notify import Listener
+from assistd.models import Run, RunEvent
+from assistd.models.run import TERMINAL_STATUSES
+from assistd.runs.events import END_EVENTS, EVENTS_CHANNEL
+
+KEEPALIVE = None
+"""Yielded when nothing happened for a while (the SSE layer sends a comment)."""
+
+
+async def tail(
+    maker: async_sessionmaker[AsyncSession],
+    listener: Listener,
+    run_id: str,
+    after_id: int,
+    *,
+    poll_seconds: float = 1.0,
+    keepalive_seconds: float = 15.0,
+) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
+    """Yield ``(event, data)`` after ``after_id`` until the run rests (terminal or waiting for
+    tool outputs); ``None`` now and then while nothing happens."""
+    wake = listener.subscribe(EVENTS_CHANNEL, run_id)
+    idle = 0.0
+    try:
+        while True:
+            wake.clear()
+            async with maker() as session:
+                rows = (
+                    await session.execute(
+                        select(RunEvent.id, RunEvent.event, RunEvent.data)
+                        .where(RunEvent.run_id == run_id, RunEvent.id > after_id)
+                        .order_by(RunEvent.id)
+                        .limit(1000)
+                    )
+                ).all()
+                status = None
+                if not rows:
+                    status = await session.scalar(select(Run.status).where(Run.id == run_id))
+            for event_id, name, data in rows:
+                after_id = event_id
+                yield name, data
+                if name in END_EVENTS:
+                    return
+            if rows:
+                idle = 0.0
+                continue
+            if status is None or status in TERMINAL_STATUSES:
+                return  # deleted, or ended with its events already pruned
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_seconds)
+            if not wake.is_set():
+                idle += poll_seconds
+                if idle >= keepalive_seconds:
+                    idle = 0.0
+                    yield KEEPALIVE
+    finally:
+        listener.unsubscribe(EVENTS_CHANNEL, run_id, wake)

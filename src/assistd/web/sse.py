@@ -1,0 +1,36 @@
+"""Server-sent events framing for run streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+DONE = b"event: done\ndata: [DONE]\n\n"
+
+
+def frame(event: str, data: dict[str, Any]) -> bytes:
+    """One ``event:``/``data:`` frame (JSON on one line)."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _frames(
+    events: AsyncIterator[tuple[str, dict[str, Any]] | None],
+) -> AsyncIterator[bytes]:
+    async for item in events:
+        if item is None:
+            yield b": keep-alive\n\n"
+        else:
+            yield frame(*item)
+    yield DONE
+
+
+def sse_response(events: AsyncIterator[tuple[str, dict[str, Any]] | None]) -> StreamingResponse:
+    """A ``text/event-stream`` response ending with ``done``."""
+    return StreamingResponse(
+        _frames(events),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )

@@ -1,0 +1,1 @@
+"""The run worker: claims queued runs from Postgres and executes them."""

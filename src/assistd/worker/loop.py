@@ -1,0 +1,147 @@
+"""The worker loop: claim runs (woken by NOTIFY, polling as fallback), execute them
+concurrently, heartbeat them, and reap or expire runs nobody is driving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from assistd.core.db import transaction
+from assistd.core.notify import Listener
+from assistd.engine.executor import EngineDeps, RunExecutor
+from assistd.runs.events import QUEUE_CHANNEL
+from assistd.worker import queue
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_ERROR = {
+    "code": "server_error",
+    "message": "The worker shut down before the run finished.",
+}
+
+
+class Worker:
+    """Executes runs until ``stop()``; any number may share one database."""
+
+    def __init__(self, deps: EngineDeps, listener: Listener) -> None:
+        self.deps = deps
+        self.settings = deps.settings.worker
+        self.listener = listener
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._executors: dict[str, RunExecutor] = {}
+        listener.on(QUEUE_CHANNEL, self._on_notify)
+
+    def _on_notify(self, payload: str) -> None:
+        kind, _, run_id = payload.partition(":")
+        if kind == "queued":
+            self._wake.set()
+        elif kind == "cancel" and run_id in self._executors:
+            self._executors[run_id].cancel.set()
+
+    async def run(self) -> None:
+        """Work until stopped; then let in-flight runs finish within the grace period."""
+        log.info("worker %s started (concurrency %d)", self.id, self.settings.concurrency)
+        background = [
+            asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
+            asyncio.create_task(self._maintenance_loop(), name="worker-maintenance"),
+        ]
+        try:
+            await self._claim_loop()
+        finally:
+            await self._drain()
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            log.info("worker %s stopped", self.id)
+
+    def stop(self) -> None:
+        """Stop claiming new runs."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = self.settings.concurrency - len(self._tasks)
+            claimed: list[str] = []
+            if free > 0:
+                try:
+                    async with transaction(self.deps.maker) as session:
+                        claimed = await queue.claim(session, self.id, min(free, 64))
+                except Exception:
+                    log.exception("claiming runs failed")
+            for run_id in claimed:
+                self._start(run_id)
+            if claimed and len(claimed) == min(free, 64):
+                continue  # more may be waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+
+    def _start(self, run_id: str) -> None:
+        executor = RunExecutor(self.deps, run_id, asyncio.Event())
+        self._executors[run_id] = executor
+        task = asyncio.create_task(executor.execute(), name=f"execute-{run_id}")
+        self._tasks[run_id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(run_id, None)
+            self._executors.pop(run_id, None)
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                async with transaction(self.deps.maker) as session:
+                    owned = await queue.heartbeat(session, self.id)
+            except Exception:
+                log.exception("heartbeat failed")
+                continue
+            for run_id, status in owned:
+                if status == "cancelling" and run_id in self._executors:
+                    self._executors[run_id].cancel.set()
+
+    async def _maintenance_loop(self) -> None:
+        retention = self.deps.settings.runs.event_retention_seconds
+        rounds = 0
+        while True:
+            await asyncio.sleep(self.settings.reap_seconds)
+            rounds += 1
+            try:
+                async with transaction(self.deps.maker) as session:
+                    reaped = await queue.reap(session, self.settings.lease_seconds)
+                async with transaction(self.deps.maker) as session:
+                    expired = await queue.expire(session)
+                if reaped:
+                    log.warning("reaped %d runs of lost workers: %s", len(reaped), reaped)
+                if expired:
+                    log.info("expired %d runs", len(expired))
+                if rounds % 30 == 0:
+                    async with transaction(self.deps.maker) as session:
+                        await queue.prune_events(session, retention)
+            except Exception:
+                log.exception("maintenance failed")
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        grace = self.settings.shutdown_grace_seconds
+        log.info("waiting up to %.0fs for %d runs", grace, len(self._tasks))
+        _, pending = await asyncio.wait(list(self._tasks.values()), timeout=grace)
+        if pending:
+            # Out of time: end the rest as failed rather than leave them in progress.
+            for run_id, executor in list(self._executors.items()):
+                executor.abort(SHUTDOWN_ERROR)
+                log.warning("run %s interrupted by shutdown", run_id)
+            await asyncio.wait(pending, timeout=10)

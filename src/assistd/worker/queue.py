@@ -1,0 +1,104 @@
+"""Queue SQL on the ``runs`` table: claim, heartbeat, reap, expire, prune."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.core.clock import now
+from assistd.models import Run, RunEvent
+from assistd.models.run import TERMINAL_STATUSES
+from assistd.runs import events, lifecycle
+from assistd.runs.status import transition
+
+WORKER_LOST = {
+    "code": "server_error",
+    "message": "The worker executing this run stopped unexpectedly; the run was ended.",
+}
+
+
+async def claim(session: AsyncSession, worker_id: str, limit: int) -> list[str]:
+    """Take up to ``limit`` queued runs (oldest first), skipping rows others hold."""
+    runs = list(
+        await session.scalars(
+            select(Run)
+            .where(Run.status == "queued")
+            .order_by(Run.seq)
+            .with_for_update(skip_locked=True)
+            .limit(limit)
+        )
+    )
+    claimed: list[str] = []
+    stamp = time.time()
+    for run in runs:
+        if run.expires_at is not None and run.expires_at <= now():
+            await events.append(
+                session, run.id, await lifecycle.finish_run(session, run, "expired")
+            )
+            continue
+        event = transition(
+            run, "in_progress", worker_id=worker_id, heartbeat_at=stamp, attempts=run.attempts + 1
+        )
+        await events.append(session, run.id, [event])
+        claimed.append(run.id)
+    return claimed
+
+
+async def heartbeat(session: AsyncSession, worker_id: str) -> list[tuple[str, str]]:
+    """Refresh the lease of every run this worker owns; return (id, status) of each."""
+    result = await session.execute(
+        update(Run)
+        .where(Run.worker_id == worker_id, Run.status.in_(("in_progress", "cancelling")))
+        .values(heartbeat_at=time.time())
+        .returning(Run.id, Run.status)
+    )
+    return [(row[0], row[1]) for row in result.all()]
+
+
+async def reap(session: AsyncSession, lease_seconds: float, limit: int = 100) -> list[str]:
+    """Fail runs whose worker stopped heartbeating (killed, partitioned, frozen)."""
+    stale = list(
+        await session.scalars(
+            select(Run)
+            .where(
+                Run.status.in_(("in_progress", "cancelling")),
+                Run.heartbeat_at < time.time() - lease_seconds,
+            )
+            .with_for_update(skip_locked=True)
+            .limit(limit)
+        )
+    )
+    for run in stale:
+        outcome = "cancelled" if run.status == "cancelling" else "failed"
+        produced = await lifecycle.finish_run(session, run, outcome, last_error=WORKER_LOST)
+        await events.append(session, run.id, produced)
+    return [r.id for r in stale]
+
+
+async def expire(session: AsyncSession, limit: int = 100) -> list[str]:
+    """Expire queued runs and runs waiting for tool outputs past ``expires_at``."""
+    due = list(
+        await session.scalars(
+            select(Run)
+            .where(Run.status.in_(("queued", "requires_action")), Run.expires_at <= now())
+            .with_for_update(skip_locked=True)
+            .limit(limit)
+        )
+    )
+    for run in due:
+        await events.append(session, run.id, await lifecycle.finish_run(session, run, "expired"))
+    return [r.id for r in due]
+
+
+async def prune_events(session: AsyncSession, retention_seconds: float) -> int:
+    """Drop stream events of runs that ended long ago."""
+    finished = select(Run.id).where(Run.status.in_(TERMINAL_STATUSES))
+    result = await session.execute(
+        delete(RunEvent).where(
+            RunEvent.created_at < time.time() - retention_seconds,
+            RunEvent.run_id.in_(finished),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,275 @@
+"""A scripted, OpenAI-compatible chat-completions server for tests and benchmarks.
+
+Real HTTP, real SSE streaming, real tool calls: assistd talks to it exactly as it talks to
+OpenAI. What it answers is decided by the conversation itself, so concurrent tests never
+interfere:
+
+* The newest user message containing ``#script`` followed by a JSON object scripts the turn::
+
+      #script {"reply": "Hello there", "delay_ms": 20}
+      #script {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+               "after_tools": "It is {output0} in Paris."}
+      #script {"fail": {"key": "k1", "times": 1, "status": 429}, "reply": "ok"}
+
+  ``reply`` is streamed word by word (each word a delta, ``delay_ms`` apart). When the last
+  message is a tool result, ``after_tools`` is streamed instead, with ``{output0}``,
+  ``{output1}``… replaced by the submitted outputs. ``fail`` answers the first ``times``
+  requests carrying ``key`` with ``status`` (429 has ``retry-after-ms: 10``). ``first_delay_ms``
+  waits before the first chunk.
+* Without a script the model answers ``You said: <last user text>``.
+
+Every request is recorded (``server.requests``) so tests can assert what assistd sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+SCRIPT = re.compile(r"#script\s*(\{.*\})", re.S)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return ""
+
+
+def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            match = SCRIPT.search(_text(message.get("content")))
+            if match:
+                parsed: dict[str, Any] = json.loads(match.group(1))
+                return parsed
+    return {}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\S+\s*|\s+", text) or [""]
+
+
+class ScriptedChat:
+    """The server's state: recorded requests and failure counters."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.failures: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def app(self) -> Starlette:
+        """The ASGI app."""
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.completions, methods=["POST"]),
+                Route("/v1/models", self.models, methods=["GET"]),
+                Route("/health", lambda r: JSONResponse({"ok": True})),
+            ]
+        )
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": []})
+
+    async def completions(self, request: Request) -> Response:
+        body = await request.json()
+        with self.lock:
+            self.requests.append(body)
+        messages = body.get("messages", [])
+        script = _script(messages)
+        fail = script.get("fail")
+        if fail:
+            with self.lock:
+                seen = self.failures.get(fail["key"], 0)
+                self.failures[fail["key"]] = seen + 1
+            if seen < int(fail.get("times", 1)):
+                status = int(fail.get("status", 500))
+                return JSONResponse(
+                    {
+                        "error": {
+                            "message": f"scripted failure {status}",
+                            "type": "server_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    },
+                    status_code=status,
+                    headers={"retry-after-ms": "10"},
+                )
+        plan = self._plan(body, messages, script)
+        if not body.get("stream"):
+            return JSONResponse(self._whole(body, plan))
+        return StreamingResponse(self._stream(body, plan), media_type="text/event-stream")
+
+    def _plan(
+        self, body: dict[str, Any], messages: list[dict[str, Any]], script: dict[str, Any]
+    ) -> dict[str, Any]:
+        last = messages[-1] if messages else {}
+        tool_calls = script.get("tool_calls")
+        if last.get("role") == "tool":
+            outputs = []
+            for message in reversed(messages):
+                if message.get("role") != "tool":
+                    break
+                outputs.insert(0, _text(message.get("content")))
+            reply = script.get("after_tools", "Tool results: {outputs}")
+            for i, out in enumerate(outputs):
+                reply = reply.replace("{output" + str(i) + "}", out)
+            reply = reply.replace("{outputs}", ", ".join(outputs))
+            tool_calls = None
+        elif tool_calls:
+            reply = script.get("reply_before_tools", "")
+        elif "reply" in script:
+            reply = script["reply"]
+        else:
+            users = [m for m in messages if m.get("role") == "user"]
+            reply = "You said: " + (_text(users[-1].get("content")) if users else "")
+        words = _words(reply) if reply else []
+        finish = "tool_calls" if tool_calls else "stop"
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        if cap is not None and not tool_calls and len(words) > int(cap):
+            words = words[: int(cap)]
+            finish = "length"
+        prompt_tokens = sum(len(json.dumps(m)) for m in messages) // 4
+        return {
+            "words": words,
+            "tool_calls": tool_calls or [],
+            "finish": finish,
+            "delay": float(script.get("delay_ms", 0)) / 1000,
+            "first_delay": float(script.get("first_delay_ms", 0)) / 1000,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(words) + 10 * len(tool_calls or []),
+                "total_tokens": prompt_tokens + len(words) + 10 * len(tool_calls or []),
+            },
+        }
+
+    def _whole(self, body: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(plan["words"])}
+        if plan["tool_calls"]:
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{uuid.uuid4().hex[:12]}",
+                    "type": "function",
+                    "function": {
+                        "name": c["name"],
+                        "arguments": json.dumps(c.get("arguments", {})),
+                    },
+                }
+                for c in plan["tool_calls"]
+            ]
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", ""),
+            "choices": [{"index": 0, "message": message, "finish_reason": plan["finish"]}],
+            "usage": plan["usage"],
+        }
+
+    async def _stream(self, body: dict[str, Any], plan: dict[str, Any]) -> AsyncIterator[bytes]:
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", ""),
+        }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            data = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return f"data: {json.dumps(data)}\n\n".encode()
+
+        if plan["first_delay"]:
+            await asyncio.sleep(plan["first_delay"])
+        yield chunk({"role": "assistant", "content": ""})
+        for word in plan["words"]:
+            if plan["delay"]:
+                await asyncio.sleep(plan["delay"])
+            yield chunk({"content": word})
+        for i, call in enumerate(plan["tool_calls"]):
+            args = json.dumps(call.get("arguments", {}))
+            half = len(args) // 2
+            yield chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": f"call_{uuid.uuid4().hex[:12]}",
+                            "type": "function",
+                            "function": {"name": call["name"], "arguments": args[:half]},
+                        }
+                    ]
+                }
+            )
+            if plan["delay"]:
+                await asyncio.sleep(plan["delay"])
+            yield chunk({"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]})
+        yield chunk({}, plan["finish"])
+        if (body.get("stream_options") or {}).get("include_usage"):
+            data = {**base, "choices": [], "usage": plan["usage"]}
+            yield f"data: {json.dumps(data)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+
+class ScriptedChatServer:
+    """Runs ``ScriptedChat`` with uvicorn in a background thread."""
+
+    def __init__(self, port: int) -> None:
+        self.state = ScriptedChat()
+        self.port = port
+        config = uvicorn.Config(
+            self.state.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """What ``OPENAI_BASE_URL`` should be."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request body received so far."""
+        return self.state.requests
+
+    def start(self) -> ScriptedChatServer:
+        """Start and wait until it accepts connections."""
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("scripted chat server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+def main() -> None:
+    """``python tests/support/scripted_chat.py --port 9000``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=9000)
+    args = parser.parse_args()
+    uvicorn.run(ScriptedChat().app(), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
