@@ -24,6 +24,7 @@ from assistd.core.db import transaction
 from assistd.engine import prompt
 from assistd.engine.sink import Event, RunSink
 from assistd.files.storage import FileStorage
+from assistd.llm import tokens
 from assistd.llm.chat import (
     BackendError,
     BackendRouter,
@@ -92,6 +93,7 @@ class _TurnResult:
     function_calls: list[_ToolCall]
     usage: Usage
     finish_reason: str | None
+    prompt_too_long: bool = False
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:
@@ -115,6 +117,7 @@ class RunExecutor:
         self._message: _OpenMessage | None = None
         self._tool_step: _OpenToolStep | None = None
         self._completion_tokens_used = 0
+        self._prompt_tokens_used = 0
         self.abort_error: dict[str, Any] | None = None
 
     def abort(self, error: dict[str, Any]) -> None:
@@ -171,6 +174,9 @@ class RunExecutor:
         async with asyncio.timeout(timeout):
             for _ in range(MAX_TURNS):
                 result = await self._model_turn(ctx)
+                if result.prompt_too_long:
+                    await self.sink.apply(self._incomplete_op("max_prompt_tokens"))
+                    return
                 if result.function_calls:
                     await self.sink.apply(self._requires_action_op(result.function_calls))
                     return
@@ -184,14 +190,29 @@ class RunExecutor:
     async def _model_turn(self, ctx: prompt.RunContext) -> _TurnResult:
         run = ctx.run
         tools = prompt.chat_tools(run)
+        used_prompt, used_completion = prompt.used_tokens(ctx)
+        used_completion += self._completion_tokens_used
         max_tokens = None
         if run.max_completion_tokens is not None:
-            max_tokens = max(1, run.max_completion_tokens - self._completion_tokens_used)
+            max_tokens = max(1, run.max_completion_tokens - used_completion)
+        window = tokens.context_window(run.model)
+        budget = window - min(max_tokens or 4096, window // 4)
+        prompt_left = None
+        if run.max_prompt_tokens is not None:
+            prompt_left = run.max_prompt_tokens - used_prompt - self._prompt_tokens_used
+            budget = min(budget, prompt_left)
+        messages, prompt_tokens = prompt.fit(
+            prompt.system_message(run),
+            prompt.history_messages(ctx),
+            prompt.run_messages(ctx),
+            budget,
+            drop_oldest=(run.truncation_strategy or {}).get("type", "auto") == "auto",
+        )
+        if prompt_left is not None and prompt_tokens > prompt_left:
+            return _TurnResult([], Usage(), None, prompt_too_long=True)
         request = ChatRequest(
             model=run.model,
-            messages=prompt.system_message(run)
-            + prompt.history_messages(ctx)
-            + prompt.run_messages(ctx),
+            messages=messages,
             tools=tools,
             tool_choice=prompt.chat_tool_choice(run, tools),
             parallel_tool_calls=run.parallel_tool_calls if tools else None,
@@ -202,7 +223,7 @@ class RunExecutor:
             reasoning_effort=run.reasoning_effort,
         )
         backend = self.deps.router.backend_for(run.model)
-        usage = Usage()
+        usage: Usage | None = None
         finish: str | None = None
         async for chunk in backend.stream(request):
             if chunk.content or chunk.refusal:
@@ -215,8 +236,15 @@ class RunExecutor:
                 usage = chunk.usage
             if chunk.finish_reason:
                 finish = chunk.finish_reason
-        self._completion_tokens_used += usage.completion_tokens
         calls = list(self._tool_step.calls.values()) if self._tool_step else []
+        if usage is None:
+            # The backend reported no usage: count what was sent and received ourselves.
+            written = (self._message.text if self._message else "") + "".join(
+                c.name + c.arguments for c in calls
+            )
+            usage = Usage(prompt_tokens, tokens.count_text(written))
+        self._completion_tokens_used += usage.completion_tokens
+        self._prompt_tokens_used += usage.prompt_tokens
         if self._message is not None:
             reason = "max_tokens" if finish == "length" and run.max_completion_tokens else None
             self._close_message(usage=None if calls else usage, incomplete_reason=reason)

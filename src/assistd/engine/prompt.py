@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.files.storage import FileStorage
+from assistd.llm import tokens
 from assistd.models import File, Message, Run, RunStep
 
 IMAGE_TYPES = {
@@ -102,6 +103,38 @@ def history_messages(ctx: RunContext) -> list[dict[str, Any]]:
         else:
             out.append({"role": "assistant", "content": _text_of(m.content)})
     return out
+
+
+def fit(
+    head: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    tail: list[dict[str, Any]],
+    budget: int | None,
+    *,
+    drop_oldest: bool,
+) -> tuple[list[dict[str, Any]], int]:
+    """Assemble the prompt, dropping the oldest history while it exceeds ``budget`` (with
+    ``drop_oldest``, the ``auto`` truncation strategy). The newest history message is always
+    kept. Returns the messages and their token count."""
+    costs = [tokens.count_message(m) for m in history]
+    fixed = sum(tokens.count_message(m) for m in head + tail)
+    total = fixed + sum(costs)
+    start = 0
+    if drop_oldest and budget is not None:
+        while total > budget and start < len(history) - 1:
+            total -= costs[start]
+            start += 1
+    return head + history[start:] + tail, total
+
+
+def used_tokens(ctx: RunContext) -> tuple[int, int]:
+    """Prompt and completion tokens the run's earlier turns used."""
+    prompt_tokens = completion_tokens = 0
+    for step in ctx.steps:
+        if step.usage:
+            prompt_tokens += int(step.usage.get("prompt_tokens", 0))
+            completion_tokens += int(step.usage.get("completion_tokens", 0))
+    return prompt_tokens, completion_tokens
 
 
 def run_messages(ctx: RunContext) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import uuid
 from assistd.core.db import transaction
 from assistd.core.notify import Listener
 from assistd.engine.executor import EngineDeps, RunExecutor
+from assistd.llm import tokens
 from assistd.runs.events import QUEUE_CHANNEL
 from assistd.worker import queue
 
@@ -48,6 +49,8 @@ class Worker:
     async def run(self) -> None:
         """Work until stopped; then let in-flight runs finish within the grace period."""
         log.info("worker %s started (concurrency %d)", self.id, self.settings.concurrency)
+        # Load the tokenizer before the first run needs it (about a second, off the loop).
+        await asyncio.to_thread(tokens.encoding)
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="worker-maintenance"),
