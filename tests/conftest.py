@@ -157,10 +157,15 @@ def server_env(
     """Environment shared by the session's API server and worker processes."""
     data_dir = tmp_path_factory.mktemp("serverdata")
     models_file = data_dir / "models.toml"
-    # A backend nobody listens on, for the "backend down" tests.
+    # A backend nobody listens on (the "backend down" tests), and the scripted server
+    # reached the Azure way: model "azure-gpt" goes to deployment "dep-1".
+    azure_endpoint = chat.base_url.removesuffix("/v1")
     models_file.write_text(
         f'[backends.dead]\nbase_url = "http://127.0.0.1:{free_port()}/v1"\napi_key = "x"\n\n'
-        '[models."dead-model"]\nbackend = "dead"\n'
+        f'[backends.azure-test]\nkind = "azure"\nazure_endpoint = "{azure_endpoint}"\n'
+        'api_version = "2024-10-21"\napi_key = "azure-secret"\n\n'
+        '[models."dead-model"]\nbackend = "dead"\n\n'
+        '[models."azure-gpt"]\nbackend = "azure-test"\ndeployment = "dep-1"\n'
     )
     return {
         "ASSISTD_DATABASE_URL": database.url,

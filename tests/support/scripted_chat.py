@@ -69,6 +69,8 @@ class ScriptedChat:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
+        """Per request: path, query string and auth headers (Authorization / api-key)."""
         self.failures: dict[str, int] = {}
         self.lock = threading.Lock()
 
@@ -77,6 +79,12 @@ class ScriptedChat:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self.completions, methods=["POST"]),
+                # Azure OpenAI's shape: the deployment in the path, the version in the query.
+                Route(
+                    "/openai/deployments/{deployment}/chat/completions",
+                    self.completions,
+                    methods=["POST"],
+                ),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/health", lambda r: JSONResponse({"ok": True})),
             ]
@@ -89,6 +97,15 @@ class ScriptedChat:
         body = await request.json()
         with self.lock:
             self.requests.append(body)
+            self.calls.append(
+                {
+                    "path": request.url.path,
+                    "query": dict(request.query_params),
+                    "authorization": request.headers.get("authorization"),
+                    "api-key": request.headers.get("api-key"),
+                    "model": body.get("model"),
+                }
+            )
         messages = body.get("messages", [])
         script = _script(messages)
         fail = script.get("fail")
@@ -246,6 +263,11 @@ class ScriptedChatServer:
     def requests(self) -> list[dict[str, Any]]:
         """Every request body received so far."""
         return self.state.requests
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """Path, query and auth headers of every request so far."""
+        return self.state.calls
 
     def start(self) -> ScriptedChatServer:
         """Start and wait until it accepts connections."""
