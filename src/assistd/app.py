@@ -41,6 +41,17 @@ def _check_beta(request: Request) -> None:
         )
 
 
+def _check_api_version(request: Request) -> None:
+    """The Azure OpenAI shape (``/openai/...``) requires ``?api-version=``; any is accepted."""
+    if not request.query_params.get("api-version"):
+        raise InvalidRequestError(
+            "Missing required query parameter: 'api-version'. Azure OpenAI clients send it "
+            "with every request (e.g. ?api-version=2024-10-21).",
+            param="api-version",
+            code="missing_required_parameter",
+        )
+
+
 def api_router() -> APIRouter:
     """Every ``/v1`` resource router; each request must carry a valid key."""
     router = APIRouter(dependencies=[Depends(require_project), Depends(_check_beta)])
@@ -90,6 +101,8 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
     app.add_middleware(EmptyJsonBodyMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(api_router(), prefix="/v1")
+    # The same routers in the Azure OpenAI shape, for AzureOpenAI(azure_endpoint=...).
+    app.include_router(api_router(), prefix="/openai", dependencies=[Depends(_check_api_version)])
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

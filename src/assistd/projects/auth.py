@@ -39,13 +39,18 @@ class KeyCache:
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if not header or scheme.lower() != "bearer" or not token.strip():
-        raise AuthenticationError(
-            "You didn't provide an API key. You need to provide your API key in an "
-            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-            code="missing_api_key",
-        )
-    return token.strip()
+    if header and scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    # Azure OpenAI clients send the key in an ``api-key`` header instead.
+    api_key = request.headers.get("api-key", "").strip()
+    if api_key and not header:
+        return api_key
+    raise AuthenticationError(
+        "You didn't provide an API key. You need to provide your API key in an "
+        "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), "
+        "or in an 'api-key' header.",
+        code="missing_api_key",
+    )
 
 
 async def require_project(request: Request) -> str:
