@@ -24,7 +24,7 @@ async def _frames(
             yield b": keep-alive\n\n"
         else:
             yield frame(*item)
-    pass
+    yield DONE
 
 
 def sse_response(events: AsyncIterator[tuple[str, dict[str, Any]] | None]) -> StreamingResponse:
