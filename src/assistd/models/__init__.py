@@ -6,11 +6,20 @@ from assistd.models.file import File
 from assistd.models.project import ApiKey, Project
 from assistd.models.run import Run, RunEvent, RunStep
 from assistd.models.thread import Message, Thread
+from assistd.models.vector_store import (
+    Chunk,
+    ChunkEmbedding,
+    VectorStore,
+    VectorStoreFile,
+    VectorStoreFileBatch,
+)
 
 __all__ = [
     "ApiKey",
     "Assistant",
     "Base",
+    "Chunk",
+    "ChunkEmbedding",
     "File",
     "Message",
     "Project",
@@ -18,4 +27,7 @@ __all__ = [
     "RunEvent",
     "RunStep",
     "Thread",
+    "VectorStore",
+    "VectorStoreFile",
+    "VectorStoreFileBatch",
 ]
