@@ -23,6 +23,7 @@ from typing import BinaryIO
 import httpx
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -57,7 +58,7 @@ class Database:
         """Create an empty database beside this one; return its URL."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url.replace("/postgres?", f"/{name}?")
+        return make_url(self.url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

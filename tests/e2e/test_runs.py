@@ -1,0 +1,650 @@
+"""Runs end to end with the official SDK: the polling helpers, effective run values, what the
+model backend receives, listing/retrieving/modifying runs, image content and truncation.
+
+The helpers at the top are shared with ``test_runs_tools.py`` and ``test_runs_lifecycle.py``.
+Every test marks its conversation with a unique tag so ``chat.requests`` (shared by the whole
+session) can be filtered to the requests of that test alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
+
+import openai
+import pytest
+from openai import OpenAI
+from openai.types.beta import Assistant
+from openai.types.beta.threads import Message, Run
+
+from tests.support.scripted_chat import ScriptedChatServer
+
+T = TypeVar("T")
+
+POLL_MS = 50
+TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
+RESTING = TERMINAL | {"requires_action"}
+
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+TIME_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Current time",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}},
+    },
+}
+
+# A 1x1 transparent PNG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4b20000000049454e44ae426082"
+)
+
+
+# ---- helpers (shared with the sibling test_runs_*.py files) --------------------------------
+
+
+def tag() -> str:
+    """A marker unique to one test's conversation."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def script(**plan: Any) -> str:
+    """The ``#script`` directive the scripted backend obeys."""
+    return "#script " + json.dumps(plan)
+
+
+def sent(chat: ScriptedChatServer, marker: str) -> list[dict[str, Any]]:
+    """The request bodies the backend received whose messages mention ``marker``."""
+    return [r for r in list(chat.requests) if marker in json.dumps(r.get("messages", []))]
+
+
+def bounded(fn: Callable[[], T], timeout: float = 30.0) -> T:
+    """Call ``fn`` (an SDK poll helper, which has no timeout of its own) with a deadline."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise AssertionError(f"the call did not return within {timeout}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def wait_until(check: Callable[[], T | None], timeout: float = 10.0, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(0.05)
+
+
+def wait_run(
+    client: OpenAI, run: Run, statuses: Collection[str] = RESTING, timeout: float = 15.0
+) -> Run:
+    """Poll the run until its status is one of ``statuses``."""
+    last: list[Run] = [run]
+
+    def check() -> Run | None:
+        last[0] = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+        return last[0] if last[0].status in statuses else None
+
+    try:
+        return wait_until(check, timeout)
+    except AssertionError:
+        raise AssertionError(
+            f"run {run.id} still {last[0].status!r}, wanted {sorted(statuses)}"
+        ) from None
+
+
+def make_assistant(client: OpenAI, **overrides: Any) -> Assistant:
+    """An assistant with instructions and one function tool."""
+    fields: dict[str, Any] = {
+        "model": "gpt-4o",
+        "instructions": "You are terse.",
+        "tools": [WEATHER_TOOL],
+        **overrides,
+    }
+    return client.beta.assistants.create(**fields)
+
+
+def thread_with(client: OpenAI, *texts: str) -> str:
+    """A thread holding one user message per text."""
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": text} for text in texts]
+    )
+    return thread.id
+
+
+def messages_asc(client: OpenAI, thread_id: str) -> list[Message]:
+    """Every message of the thread, oldest first."""
+    return list(client.beta.threads.messages.list(thread_id, order="asc", limit=100))
+
+
+def text_of(message: Message) -> str:
+    """The text of a message's text parts."""
+    return "".join(p.text.value for p in message.content if p.type == "text")
+
+
+def create_and_poll(client: OpenAI, thread_id: str, assistant_id: str, **kw: Any) -> Run:
+    """``runs.create_and_poll`` with a fast poll and a deadline."""
+    return bounded(
+        lambda: client.beta.threads.runs.create_and_poll(
+            thread_id=thread_id, assistant_id=assistant_id, poll_interval_ms=POLL_MS, **kw
+        )
+    )
+
+
+def upload_png(client: OpenAI, purpose: str = "vision") -> str:
+    """Upload the tiny PNG; return its file id."""
+    return client.files.create(file=("dot.png", io.BytesIO(PNG)), purpose=purpose).id  # type: ignore[arg-type]
+
+
+# ---- create_and_poll: completion, effective values, what the backend receives --------------
+
+
+def test_create_and_poll_completes_with_the_scripted_reply(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client, temperature=0.7, top_p=0.9)
+    thread_id = thread_with(
+        client, f"first {marker}", f"second {marker} " + script(reply="Hello from the model.")
+    )
+
+    run = create_and_poll(client, thread_id, assistant.id)
+
+    assert run.status == "completed", run.last_error
+    assert run.thread_id == thread_id
+    assert run.assistant_id == assistant.id
+    assert run.usage is not None
+    assert run.usage.prompt_tokens > 0
+    assert run.usage.completion_tokens > 0
+    assert run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
+    assert run.started_at is not None
+    assert run.completed_at is not None
+    assert run.created_at <= run.started_at <= run.completed_at
+    assert run.expires_at is None
+    assert run.required_action is None
+    assert run.last_error is None
+    assert run.failed_at is None
+    assert run.cancelled_at is None
+    # Without overrides the effective values are the assistant's, with the documented defaults.
+    assert run.model == "gpt-4o"
+    assert run.instructions == "You are terse."
+    assert [t.type for t in run.tools] == ["function"]
+    assert run.tools[0].function.name == "get_weather"  # type: ignore[union-attr]
+    assert run.temperature == pytest.approx(0.7)
+    assert run.top_p == pytest.approx(0.9)
+    assert run.tool_choice == "auto"
+    assert run.parallel_tool_calls is True
+    assert run.truncation_strategy is not None
+    assert run.truncation_strategy.type == "auto"
+    assert run.truncation_strategy.last_messages is None
+    assert run.response_format == "auto"
+    assert run.metadata == {}
+
+    messages = messages_asc(client, thread_id)
+    assert [m.role for m in messages] == ["user", "user", "assistant"]
+    reply = messages[-1]
+    assert text_of(reply) == "Hello from the model."
+    assert reply.status == "completed"
+    assert reply.run_id == run.id
+    assert reply.assistant_id == assistant.id
+    assert reply.completed_at is not None
+
+    requests = sent(chat, marker)
+    assert len(requests) == 1
+    body = requests[0]
+    assert body["model"] == "gpt-4o"
+    assert body["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": f"first {marker}"},
+        {"role": "user", "content": f"second {marker} " + script(reply="Hello from the model.")},
+    ]
+    assert body["temperature"] == pytest.approx(0.7)
+    assert body["top_p"] == pytest.approx(0.9)
+    assert [t["function"]["name"] for t in body["tools"]] == ["get_weather"]
+
+
+def test_run_overrides_are_effective_and_reach_the_backend(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    thread_id = thread_with(client, f"hello {marker} " + script(reply="overridden"))
+
+    run = create_and_poll(
+        client,
+        thread_id,
+        assistant.id,
+        model="gpt-4o-mini",
+        instructions="Answer in French.",
+        additional_instructions="Be brief.",
+        tools=[TIME_TOOL],
+        temperature=0.25,
+        top_p=0.5,
+        metadata={"case": marker},
+        response_format={"type": "json_object"},
+        truncation_strategy={"type": "last_messages", "last_messages": 5},
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        parallel_tool_calls=False,
+        max_completion_tokens=1000,
+        max_prompt_tokens=2000,
+    )
+
+    assert run.status == "completed", run.last_error
+    assert run.model == "gpt-4o-mini"
+    assert run.instructions == "Answer in French.\n\nBe brief."
+    assert [t.function.name for t in run.tools] == ["get_time"]  # type: ignore[union-attr]
+    assert run.tools[0].function.parameters == TIME_TOOL["function"]["parameters"]  # type: ignore[union-attr]
+    assert run.temperature == pytest.approx(0.25)
+    assert run.top_p == pytest.approx(0.5)
+    assert run.metadata == {"case": marker}
+    assert run.response_format is not None
+    assert run.response_format.type == "json_object"  # type: ignore[union-attr]
+    assert run.truncation_strategy is not None
+    assert run.truncation_strategy.type == "last_messages"
+    assert run.truncation_strategy.last_messages == 5
+    assert run.tool_choice is not None
+    assert run.tool_choice.type == "function"  # type: ignore[union-attr]
+    assert run.tool_choice.function.name == "get_time"  # type: ignore[union-attr]
+    assert run.parallel_tool_calls is False
+    assert run.max_completion_tokens == 1000
+    assert run.max_prompt_tokens == 2000
+    # The assistant itself is untouched by run overrides.
+    again = client.beta.assistants.retrieve(assistant.id)
+    assert again.model == "gpt-4o"
+    assert again.instructions == "You are terse."
+
+    (body,) = sent(chat, marker)
+    assert body["model"] == "gpt-4o-mini"
+    assert body["messages"][0] == {"role": "system", "content": "Answer in French.\n\nBe brief."}
+    assert body["temperature"] == pytest.approx(0.25)
+    assert body["top_p"] == pytest.approx(0.5)
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_time",
+                "description": "Current time",
+                "parameters": TIME_TOOL["function"]["parameters"],
+            },
+        }
+    ]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+    assert body["parallel_tool_calls"] is False
+    assert body["response_format"] == {"type": "json_object"}
+    assert text_of(messages_asc(client, thread_id)[-1]) == "overridden"
+
+
+def test_additional_messages_land_in_the_thread_before_the_run(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    thread_id = thread_with(client, f"already here {marker}")
+
+    run = create_and_poll(
+        client,
+        thread_id,
+        assistant.id,
+        temperature=0,
+        top_p=0,
+        additional_messages=[
+            {"role": "assistant", "content": f"an earlier answer {marker}"},
+            {"role": "user", "content": f"added {marker} " + script(reply="seen them")},
+        ],
+    )
+
+    assert run.status == "completed", run.last_error
+    messages = messages_asc(client, thread_id)
+    assert [(m.role, text_of(m)) for m in messages] == [
+        ("user", f"already here {marker}"),
+        ("assistant", f"an earlier answer {marker}"),
+        ("user", f"added {marker} " + script(reply="seen them")),
+        ("assistant", "seen them"),
+    ]
+    assert messages[-1].run_id == run.id
+    assert run.temperature == 0
+    assert run.top_p == 0
+    # The added messages precede the run's own message (created before the run started).
+    assert messages[2].created_at <= messages[3].created_at
+    (body,) = sent(chat, marker)
+    assert body["temperature"] == 0
+    assert body["top_p"] == 0
+    assert [(m["role"], m["content"]) for m in body["messages"][1:]] == [
+        ("user", f"already here {marker}"),
+        ("assistant", f"an earlier answer {marker}"),
+        ("user", f"added {marker} " + script(reply="seen them")),
+    ]
+
+
+def test_create_and_run_poll_builds_the_thread_from_the_request(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    file_id = client.files.create(
+        file=("data.csv", io.BytesIO(b"a,b\n1,2\n")), purpose="assistants"
+    ).id
+
+    run = bounded(
+        lambda: client.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id,
+            thread={
+                "messages": [
+                    {"role": "user", "content": f"one {marker}"},
+                    {"role": "user", "content": f"two {marker} " + script(reply="made a thread")},
+                ],
+                "metadata": {"origin": "create_and_run"},
+            },
+            tool_resources={"code_interpreter": {"file_ids": [file_id]}},
+            instructions="Thread-and-run instructions.",
+            metadata={"run": "yes"},
+            poll_interval_ms=POLL_MS,
+        )
+    )
+
+    assert run.status == "completed", run.last_error
+    assert run.thread_id.startswith("thread_")
+    assert run.instructions == "Thread-and-run instructions."
+    assert run.metadata == {"run": "yes"}
+    thread = client.beta.threads.retrieve(run.thread_id)
+    assert thread.metadata == {"origin": "create_and_run"}
+    assert thread.tool_resources is not None
+    assert thread.tool_resources.code_interpreter is not None
+    assert thread.tool_resources.code_interpreter.file_ids == [file_id]
+    messages = messages_asc(client, run.thread_id)
+    assert [m.role for m in messages] == ["user", "user", "assistant"]
+    assert text_of(messages[0]) == f"one {marker}"
+    assert text_of(messages[-1]) == "made a thread"
+    assert messages[-1].run_id == run.id
+    (body,) = sent(chat, marker)
+    assert body["messages"][0] == {"role": "system", "content": "Thread-and-run instructions."}
+    assert [m["content"] for m in body["messages"][1:]] == [
+        f"one {marker}",
+        f"two {marker} " + script(reply="made a thread"),
+    ]
+
+
+def test_model_without_a_script_echoes_the_last_user_text(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client, instructions=None)
+    thread_id = thread_with(client, f"plain question {marker}")
+
+    run = create_and_poll(client, thread_id, assistant.id, tools=[])
+
+    assert run.status == "completed", run.last_error
+    assert run.instructions == ""
+    assert run.tools == []  # an empty override removes the assistant's tools
+    assert text_of(messages_asc(client, thread_id)[-1]) == f"You said: plain question {marker}"
+    (body,) = sent(chat, marker)
+    # No instructions: no system message; no tools: no tool fields at all.
+    assert body["messages"] == [{"role": "user", "content": f"plain question {marker}"}]
+    assert "tools" not in body
+    assert "tool_choice" not in body
+    assert "parallel_tool_calls" not in body
+
+
+# ---- list, retrieve, modify, 404 ------------------------------------------------------------
+
+
+def test_list_retrieve_and_modify_runs(client: OpenAI) -> None:
+    assistant = make_assistant(client)
+    thread_id = thread_with(client, "count " + script(reply="one"))
+    runs = [create_and_poll(client, thread_id, assistant.id) for _ in range(3)]
+    assert [r.status for r in runs] == ["completed"] * 3
+    ids = [r.id for r in runs]
+
+    listed = client.beta.threads.runs.list(thread_id)
+    assert [r.id for r in listed.data] == ids[::-1]  # default order: newest first
+    asc = client.beta.threads.runs.list(thread_id, order="asc")
+    assert [r.id for r in asc.data] == ids
+
+    first = client.beta.threads.runs.list(thread_id, order="asc", limit=2)
+    assert [r.id for r in first.data] == ids[:2]
+    assert first.has_more is True
+    rest = client.beta.threads.runs.list(thread_id, order="asc", limit=2, after=ids[1])
+    assert [r.id for r in rest.data] == ids[2:]
+    assert rest.has_more is False
+    before = client.beta.threads.runs.list(thread_id, order="asc", before=ids[2])
+    assert [r.id for r in before.data] == ids[:2]
+    paged = [r.id for r in client.beta.threads.runs.list(thread_id, order="desc", limit=1)]
+    assert paged == ids[::-1]
+
+    raw = client.beta.threads.runs.with_raw_response.retrieve(ids[1], thread_id=thread_id)
+    assert raw.headers["openai-poll-after-ms"] == "50"  # ASSISTD_POLL_AFTER_MS of the session
+    got = raw.parse()
+    assert got.id == ids[1]
+    assert got.object == "thread.run"
+    assert got.status == "completed"
+    assert got.usage == runs[1].usage
+
+    modified = client.beta.threads.runs.update(
+        ids[1], thread_id=thread_id, metadata={"reviewed": "yes"}
+    )
+    assert modified.metadata == {"reviewed": "yes"}
+    assert modified.status == "completed"
+    again = client.beta.threads.runs.retrieve(ids[1], thread_id=thread_id)
+    assert again.metadata == {"reviewed": "yes"}
+    cleared = client.beta.threads.runs.update(ids[1], thread_id=thread_id, metadata={})
+    assert cleared.metadata == {}
+
+
+def test_unknown_and_foreign_runs_are_not_found(client: OpenAI, other_client: OpenAI) -> None:
+    assistant = make_assistant(client)
+    thread_id = thread_with(client, "hi " + script(reply="hello"))
+    run = create_and_poll(client, thread_id, assistant.id)
+    assert run.status == "completed", run.last_error
+    step = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data[0]
+
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.beta.threads.runs.retrieve("run_doesnotexist", thread_id=thread_id)
+    assert exc.value.status_code == 404
+    assert "run_doesnotexist" in exc.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.runs.steps.retrieve(
+            "step_doesnotexist", thread_id=thread_id, run_id=run.id
+        )
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.runs.steps.list("run_doesnotexist", thread_id=thread_id)
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.beta.threads.runs.create(thread_id=thread_id, assistant_id="asst_doesnotexist")
+    assert "asst_doesnotexist" in exc.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.runs.create(thread_id="thread_doesnotexist", assistant_id=assistant.id)
+    # The right run id under another thread of the same project is not found either.
+    other_thread = client.beta.threads.create().id
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.runs.retrieve(run.id, thread_id=other_thread)
+
+    # Another project sees none of it.
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.retrieve(run.id, thread_id=thread_id)
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.list(thread_id)
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.update(run.id, thread_id=thread_id, metadata={"x": "y"})
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.steps.list(run.id, thread_id=thread_id)
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.steps.retrieve(step.id, thread_id=thread_id, run_id=run.id)
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.submit_tool_outputs(
+            run.id, thread_id=thread_id, tool_outputs=[{"tool_call_id": "call_x", "output": "1"}]
+        )
+    with pytest.raises(openai.NotFoundError):
+        other_client.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant.id)
+    # … and the owner's run is unchanged by those attempts.
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).metadata == {}
+
+
+# ---- what the backend sees: images, plain text, truncation -----------------------------------
+
+
+def test_image_parts_reach_the_backend_as_image_urls(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    file_id = upload_png(client)
+    url = f"https://example.com/{marker}.png"
+    thread = client.beta.threads.create(
+        messages=[
+            {"role": "user", "content": f"text only {marker}"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": f"look at this {marker}"},
+                    {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_file", "image_file": {"file_id": file_id}},
+                    {"type": "text", "text": "and this " + script(reply="two images")},
+                ],
+            },
+        ]
+    )
+
+    run = create_and_poll(client, thread.id, assistant.id)
+
+    assert run.status == "completed", run.last_error
+    (body,) = sent(chat, marker)
+    users = [m for m in body["messages"] if m["role"] == "user"]
+    assert len(users) == 3
+    assert users[0]["content"] == f"text only {marker}"
+    assert users[1]["content"] == [
+        {"type": "text", "text": f"look at this {marker}"},
+        {"type": "image_url", "image_url": {"url": url, "detail": "low"}},
+    ]
+    image_part, text_part = users[2]["content"]
+    assert text_part == {"type": "text", "text": "and this " + script(reply="two images")}
+    assert image_part["type"] == "image_url"
+    data_url = image_part["image_url"]["url"]
+    prefix = "data:image/png;base64,"
+    assert data_url.startswith(prefix)
+    assert base64.b64decode(data_url[len(prefix) :]) == PNG
+    assert text_of(messages_asc(client, thread.id)[-1]) == "two images"
+
+
+def test_truncation_last_messages_sends_only_the_newest(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    last = f"third {marker} " + script(reply="only the last")
+    thread_id = thread_with(client, f"first {marker}", f"second {marker}", last)
+
+    run = create_and_poll(
+        client,
+        thread_id,
+        assistant.id,
+        truncation_strategy={"type": "last_messages", "last_messages": 1},
+    )
+
+    assert run.status == "completed", run.last_error
+    assert run.truncation_strategy is not None
+    assert run.truncation_strategy.last_messages == 1
+    (body,) = sent(chat, marker)
+    assert body["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": last},
+    ]
+    # The thread itself keeps everything.
+    assert len(messages_asc(client, thread_id)) == 4
+
+
+def test_max_completion_tokens_ends_the_run_incomplete(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    long_reply = " ".join(f"w{i}" for i in range(300))
+    thread_id = thread_with(client, f"ramble {marker} " + script(reply=long_reply))
+
+    run = create_and_poll(client, thread_id, assistant.id, max_completion_tokens=256)
+
+    assert run.status == "incomplete", (run.status, run.last_error)
+    assert run.incomplete_details is not None
+    assert run.incomplete_details.reason == "max_completion_tokens"
+    assert run.expires_at is None
+    assert run.usage is not None
+    assert run.usage.completion_tokens == 256
+    (body,) = sent(chat, marker)
+    assert body["max_completion_tokens"] == 256
+    reply = messages_asc(client, thread_id)[-1]
+    assert reply.role == "assistant"
+    assert reply.status == "incomplete"
+    assert reply.incomplete_details is not None
+    assert reply.incomplete_details.reason == "max_tokens"
+    assert long_reply.startswith(text_of(reply))
+    assert len(text_of(reply).split()) == 256
+
+
+def test_rejected_run_adds_none_of_its_additional_messages(client: OpenAI) -> None:
+    assistant = make_assistant(client)
+    thread_id = thread_with(client, "existing")
+
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.beta.threads.runs.create(
+            thread_id=thread_id,
+            assistant_id=assistant.id,
+            additional_messages=[
+                {"role": "user", "content": "fine"},
+                {
+                    "role": "user",
+                    "content": [{"type": "image_file", "image_file": {"file_id": "file-nope"}}],
+                },
+            ],
+        )
+    assert exc.value.param is not None
+    assert exc.value.param.startswith("additional_messages[1].")
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.beta.threads.runs.create(
+            thread_id=thread_id,
+            assistant_id=assistant.id,
+            additional_messages=[{"role": "user", "content": "also fine"}],
+            tool_choice={"type": "function", "function": {"name": "no_such_function"}},
+        )
+    assert exc.value.param == "tool_choice"
+
+    assert [text_of(m) for m in messages_asc(client, thread_id)] == ["existing"]
+    assert client.beta.threads.runs.list(thread_id).data == []
