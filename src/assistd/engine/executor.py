@@ -22,7 +22,7 @@ from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.db import transaction
 from assistd.engine import prompt
-from assistd.engine.sink import Event, RunSink
+from assistd.engine.sink import Event, LostOwnership, RunSink
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
 from assistd.llm.chat import (
@@ -41,6 +41,8 @@ from assistd.runs.wire import step_data
 log = logging.getLogger(__name__)
 
 MAX_TURNS = 25
+SAVE_EVERY = 1.0
+"""Seconds between saves of a streaming message's text."""
 
 
 @dataclass
@@ -51,6 +53,16 @@ class EngineDeps:
     router: BackendRouter
     storage: FileStorage
     settings: Settings
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the run is no longer ours."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, LostOwnership):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def build_engine_deps(
@@ -72,6 +84,7 @@ class _OpenMessage:
     created_at: int
     text: str = ""
     refusal: str = ""
+    saved_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -107,11 +120,13 @@ def _usage_dict(usage: Usage) -> dict[str, int]:
 class RunExecutor:
     """Executes one claimed run."""
 
-    def __init__(self, deps: EngineDeps, run_id: str, cancel: asyncio.Event) -> None:
+    def __init__(
+        self, deps: EngineDeps, run_id: str, cancel: asyncio.Event, worker_id: str | None = None
+    ) -> None:
         self.deps = deps
         self.run_id = run_id
         self.cancel = cancel
-        self.sink = RunSink(deps.maker, run_id)
+        self.sink = RunSink(deps.maker, run_id, owner=worker_id)
         self.include: list[str] = []
         self.project_id = self.thread_id = self.assistant_id = ""
         self._message: _OpenMessage | None = None
@@ -142,6 +157,9 @@ class RunExecutor:
                 return
             exc = work.exception()
             if exc is None:
+                return
+            if _lost(exc):
+                log.warning("run %s: no longer ours, stopping", self.run_id)
                 return
             if isinstance(exc, TimeoutError):
                 await self._end("expired")
@@ -265,6 +283,11 @@ class RunExecutor:
         msg = self._message
         if text:
             msg.text += text
+            if time.monotonic() - msg.saved_at > SAVE_EVERY:
+                # Keep the stored message close to what was streamed, so a run that dies
+                # (and is reaped) still shows the text it had written.
+                msg.saved_at = time.monotonic()
+                self.sink.later(self._save_text_op(msg.message_id, msg.text))
             self.sink.event(
                 "thread.message.delta",
                 {
@@ -288,6 +311,14 @@ class RunExecutor:
                     "delta": {"content": [{"index": index, "type": "refusal", "refusal": refusal}]},
                 },
             )
+
+    def _save_text_op(self, message_id: str, text: str) -> Any:
+        async def op(session: AsyncSession) -> list[Event]:
+            message = await session.get_one(Message, message_id)
+            message.content = [{"type": "text", "text": {"value": text, "annotations": []}}]
+            return []
+
+        return op
 
     def _close_message(self, usage: Usage | None, incomplete_reason: str | None = None) -> None:
         msg = self._message
@@ -532,7 +563,9 @@ class RunExecutor:
 
         try:
             await self.sink.apply(op)
-        except Exception:
+        except Exception as exc:
+            if _lost(exc):
+                return
             # The sink itself failed (database trouble): try once more directly.
             log.exception("run %s: ending through the sink failed", self.run_id)
             with contextlib.suppress(Exception):

@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistd.models import Run
 from assistd.runs import events
 
 Event = tuple[str, dict[str, Any]]
@@ -30,12 +32,24 @@ class _Item:
     done: asyncio.Future[None] | None
 
 
-class RunSink:
-    """Serialises a run's writes; ``apply`` waits for commit, ``event`` does not."""
+class LostOwnership(RuntimeError):
+    """The run is no longer this worker's (reaped after a stall, or ended elsewhere)."""
 
-    def __init__(self, maker: async_sessionmaker[AsyncSession], run_id: str) -> None:
+
+class RunSink:
+    """Serialises a run's writes; ``apply`` waits for commit, ``event`` does not.
+
+    With an ``owner``, every transaction first locks the run and checks that this worker
+    still owns it and it is still executing; otherwise nothing is written (a worker that
+    froze past its lease must not scribble on a run the reaper already ended).
+    """
+
+    def __init__(
+        self, maker: async_sessionmaker[AsyncSession], run_id: str, owner: str | None = None
+    ) -> None:
         self.maker = maker
         self.run_id = run_id
+        self.owner = owner
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._error: BaseException | None = None
         self._task = asyncio.create_task(self._writer(), name=f"sink-{run_id}")
@@ -87,6 +101,8 @@ class RunSink:
                 batch.append(item)
             try:
                 async with self.maker() as session, session.begin():
+                    if self.owner is not None:
+                        await self._check_owner(session)
                     produced: list[Event] = []
                     for item in batch:
                         produced.extend(item.events)
@@ -105,6 +121,15 @@ class RunSink:
                     item.done.set_result(None)
             if stop:
                 return
+
+    async def _check_owner(self, session: AsyncSession) -> None:
+        row = (
+            await session.execute(
+                select(Run.worker_id, Run.status).where(Run.id == self.run_id).with_for_update()
+            )
+        ).first()
+        if row is None or row[0] != self.owner or row[1] not in ("in_progress", "cancelling"):
+            raise LostOwnership(f"run {self.run_id} is no longer owned by {self.owner}")
 
 
 async def _noop(session: AsyncSession) -> list[Event]:

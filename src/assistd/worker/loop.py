@@ -90,7 +90,7 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
 
     def _start(self, run_id: str) -> None:
-        executor = RunExecutor(self.deps, run_id, asyncio.Event())
+        executor = RunExecutor(self.deps, run_id, asyncio.Event(), worker_id=self.id)
         self._executors[run_id] = executor
         task = asyncio.create_task(executor.execute(), name=f"execute-{run_id}")
         self._tasks[run_id] = task
