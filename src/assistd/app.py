@@ -20,11 +20,14 @@ from assistd.core.notify import Listener
 from assistd.engine.executor import build_engine_deps
 from assistd.files.router import router as files_router
 from assistd.files.storage import make_storage
+from assistd.llm.embeddings import make_embedder
 from assistd.messages.router import router as messages_router
 from assistd.projects.auth import KeyCache, require_project
 from assistd.runs.events import EVENTS_CHANNEL, QUEUE_CHANNEL
 from assistd.runs.router import router as runs_router
 from assistd.threads.router import router as threads_router
+from assistd.vector_stores.ingest import EmbedderLookup
+from assistd.vector_stores.router import router as vector_stores_router
 from assistd.web import errors
 from assistd.web.middleware import EmptyJsonBodyMiddleware, RequestIdMiddleware
 from assistd.worker.loop import Worker
@@ -56,7 +59,14 @@ def api_router() -> APIRouter:
     """Every ``/v1`` resource router; each request must carry a valid key."""
     router = APIRouter(dependencies=[Depends(require_project), Depends(_check_beta)])
     # runs first: ``POST /threads/runs`` must not be taken for ``POST /threads/{thread_id}``.
-    for sub in (runs_router, assistants_router, threads_router, messages_router, files_router):
+    for sub in (
+        runs_router,
+        assistants_router,
+        threads_router,
+        messages_router,
+        files_router,
+        vector_stores_router,
+    ):
         router.include_router(sub)
     return router
 
@@ -72,13 +82,17 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.storage = make_storage(settings)
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+        # Embedders load their model on first use (search queries, ingestion).
+        app.state.embedders = EmbedderLookup(lambda spec: make_embedder(spec))
         listener = Listener(libpq_dsn(database_url), [EVENTS_CHANNEL, QUEUE_CHANNEL])
         app.state.listener = listener
         await listener.start()
         worker: Worker | None = None
         worker_task: asyncio.Task[None] | None = None
         if settings.run_worker:
-            deps = build_engine_deps(settings, app.state.sessionmaker, app.state.storage)
+            deps = build_engine_deps(
+                settings, app.state.sessionmaker, app.state.storage, app.state.embedders
+            )
             worker = Worker(deps, listener)
             worker_task = asyncio.create_task(worker.run(), name="worker")
         try:

@@ -127,7 +127,13 @@ def worker_command() -> None:
         engine = create_engine(url, settings)
         listener = Listener(libpq_dsn(url), [EVENTS_CHANNEL, QUEUE_CHANNEL])
         await listener.start()
-        deps = build_engine_deps(settings, make_sessionmaker(engine), make_storage(settings))
+        from assistd.llm.embeddings import make_embedder
+        from assistd.vector_stores.ingest import EmbedderLookup
+
+        embedders = EmbedderLookup(lambda spec: make_embedder(spec))
+        deps = build_engine_deps(
+            settings, make_sessionmaker(engine), make_storage(settings), embedders
+        )
         runner = Worker(deps, listener)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -55,6 +55,8 @@ class WorkerSettings(BaseModel):
     """Fallback polling interval when no NOTIFY arrives."""
     reap_seconds: float = 2.0
     shutdown_grace_seconds: float = 30.0
+    ingest_concurrency: int = 1
+    """Files ingested at once (parsing and local embedding use the CPU)."""
 
 
 class ModelSettings(BaseModel):
@@ -64,6 +66,32 @@ class ModelSettings(BaseModel):
     """TOML/JSON file with named backends and model routes (see llm/chat.py)."""
     max_retries: int = 3
     timeout_seconds: float = 600.0
+
+
+KNOWN_DIMENSIONS = {
+    "local": 384,
+    "openai:text-embedding-3-small": 1536,
+    "openai:text-embedding-3-large": 3072,
+    "openai:text-embedding-ada-002": 1536,
+}
+
+
+class EmbeddingSettings(BaseModel):
+    """The embedding model new vector stores use (a store keeps the model it was made with)."""
+
+    model: str = "local"
+    """``local`` (all-MiniLM-L6-v2 on onnxruntime, offline) or ``openai:<model>``."""
+    dimensions: int | None = None
+    """Needed for ``openai:`` models not in the built-in table."""
+
+    @property
+    def dimension(self) -> int:
+        """The vector size of ``model``."""
+        if self.dimensions is not None:
+            return self.dimensions
+        if self.model in KNOWN_DIMENSIONS:
+            return KNOWN_DIMENSIONS[self.model]
+        raise ValueError(f"set ASSISTD_EMBEDDINGS__DIMENSIONS for the model {self.model!r}")
 
 
 class Settings(BaseSettings):
@@ -90,6 +118,7 @@ class Settings(BaseSettings):
     runs: RunSettings = RunSettings()
     worker: WorkerSettings = WorkerSettings()
     models: ModelSettings = ModelSettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
     limits: LimitSettings = LimitSettings()
 
     @property

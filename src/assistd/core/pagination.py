@@ -31,13 +31,19 @@ async def paginate(
     model: type[M],
     scope: Sequence[ColumnElement[bool]],
     params: ListParams,
+    *,
+    id_column: Any = None,
 ) -> tuple[list[M], bool]:
-    """One page of ``model`` rows matching ``scope``, and whether more follow."""
+    """One page of ``model`` rows matching ``scope``, and whether more follow.
+
+    Cursors name rows by ``model.id`` unless ``id_column`` says otherwise.
+    """
     cols: Any = model
     seq = cols.seq
+    ident = cols.id if id_column is None else id_column
 
     def cursor_seq(object_id: str) -> Any:
-        return select(seq).where(cols.id == object_id, *scope).scalar_subquery()
+        return select(seq).where(ident == object_id, *scope).scalar_subquery()
 
     conditions = list(scope)
     ascending = params.order == "asc"

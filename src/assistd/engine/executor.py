@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,7 @@ from assistd.core import ids
 from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.db import transaction
-from assistd.engine import prompt
+from assistd.engine import citations, prompt
 from assistd.engine.sink import Event, LostOwnership, RunSink
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
@@ -32,11 +34,13 @@ from assistd.llm.chat import (
     Usage,
     router_from_environment,
 )
+from assistd.llm.embeddings import Embedder
 from assistd.messages.service import to_wire as message_to_wire
 from assistd.models import Message, RunStep
 from assistd.runs import lifecycle
 from assistd.runs.status import transition
 from assistd.runs.wire import step_data
+from assistd.vector_stores import search
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ class EngineDeps:
     router: BackendRouter
     storage: FileStorage
     settings: Settings
+    embedders: Callable[[str], Embedder]
+    """Embedder by model name (a vector store keeps the model it was created with)."""
 
 
 def _lost(exc: BaseException) -> bool:
@@ -65,8 +71,33 @@ def _lost(exc: BaseException) -> bool:
     return False
 
 
+def _queries(arguments: str) -> list[str]:
+    """The ``queries`` the model passed to file_search (tolerating a bare ``query``)."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return []
+    if not isinstance(parsed, dict):
+        return []
+    raw = parsed.get("queries", parsed.get("query", []))
+    items = raw if isinstance(raw, list) else [raw]
+    return [str(q) for q in items if str(q).strip()][:5]
+
+
+def _last_user_text(ctx: prompt.RunContext) -> list[str]:
+    for message in reversed(ctx.history):
+        if message.role == "user":
+            text = prompt.text_of(message.content)
+            if text.strip():
+                return [text]
+    return []
+
+
 def build_engine_deps(
-    settings: Settings, maker: async_sessionmaker[AsyncSession], storage: FileStorage
+    settings: Settings,
+    maker: async_sessionmaker[AsyncSession],
+    storage: FileStorage,
+    embedders: Callable[[str], Embedder],
 ) -> EngineDeps:
     """Engine dependencies from settings (backends from the SDK's environment variables)."""
     router = router_from_environment(
@@ -74,7 +105,9 @@ def build_engine_deps(
         max_retries=settings.models.max_retries,
         timeout=settings.models.timeout_seconds,
     )
-    return EngineDeps(maker=maker, router=router, storage=storage, settings=settings)
+    return EngineDeps(
+        maker=maker, router=router, storage=storage, settings=settings, embedders=embedders
+    )
 
 
 @dataclass
@@ -92,6 +125,27 @@ class _ToolCall:
     id: str
     name: str
     arguments: str = ""
+    kind: str = "function"
+    """``function`` (the client runs it) or a built-in tool we run (``file_search``)."""
+    results: list[dict[str, Any]] = field(default_factory=list)
+    ranking: dict[str, Any] = field(default_factory=dict)
+    queries: list[str] = field(default_factory=list)
+
+    def wire(self) -> dict[str, Any]:
+        """The tool call as the step stores it."""
+        if self.kind == "file_search":
+            return {
+                "id": self.id,
+                "type": "file_search",
+                "file_search": {"ranking_options": self.ranking, "results": self.results},
+                # Not on the wire (stripped): what the model asked, to rebuild the prompt.
+                "_queries": self.queries,
+            }
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments, "output": None},
+        }
 
 
 @dataclass
@@ -133,6 +187,8 @@ class RunExecutor:
         self._tool_step: _OpenToolStep | None = None
         self._completion_tokens_used = 0
         self._prompt_tokens_used = 0
+        self._builtin: set[str] = set()
+        self._citations: dict[tuple[int, int], citations.Source] = {}
         self.abort_error: dict[str, Any] | None = None
 
     def abort(self, error: dict[str, Any]) -> None:
@@ -181,8 +237,7 @@ class RunExecutor:
     # ---- the loop -------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        async with transaction(self.deps.maker) as session:
-            ctx = await prompt.load_context(session, self.deps.storage, self.run_id)
+        ctx = await self._load()
         run = ctx.run
         self.include = list(run.include or [])
         self.project_id, self.thread_id = run.project_id, run.thread_id
@@ -191,13 +246,26 @@ class RunExecutor:
         timeout = None if deadline is None else max(0.0, deadline - time.time())
         async with asyncio.timeout(timeout):
             for _ in range(MAX_TURNS):
+                self._message, self._tool_step = None, None
                 result = await self._model_turn(ctx)
                 if result.prompt_too_long:
                     await self.sink.apply(self._incomplete_op("max_prompt_tokens"))
                     return
-                if result.function_calls:
-                    await self.sink.apply(self._requires_action_op(result.function_calls))
+                builtin = [c for c in result.function_calls if c.kind != "function"]
+                functions = [c for c in result.function_calls if c.kind == "function"]
+                if builtin:
+                    await self._run_file_search(ctx, builtin)
+                if self._tool_step is not None:
+                    step = self._tool_step
+                    await self.sink.apply(
+                        self._record_tool_step_op(step, result.usage, done=not functions)
+                    )
+                if functions:
+                    await self.sink.apply(self._requires_action_op(functions))
                     return
+                if builtin:
+                    ctx = await self._load()  # the next turn sees the results
+                    continue
                 if result.finish_reason == "length" and run.max_completion_tokens is not None:
                     await self.sink.apply(self._incomplete_op("max_completion_tokens"))
                     return
@@ -205,9 +273,57 @@ class RunExecutor:
                 return
             raise BackendError("server_error", "The run exceeded the maximum number of turns.")
 
+    async def _load(self) -> prompt.RunContext:
+        async with transaction(self.deps.maker) as session:
+            ctx = await prompt.load_context(session, self.deps.storage, self.run_id)
+        self._builtin = {"file_search"} if ctx.file_search is not None else set()
+        self._citations = citations.lookup(ctx.search_calls())
+        return ctx
+
+    async def _run_file_search(self, ctx: prompt.RunContext, calls: list[_ToolCall]) -> None:
+        """Execute the model's file_search calls over the run's vector stores."""
+        settings = ctx.file_search or {}
+        ranking = settings.get("ranking_options") or {}
+        threshold = float(ranking.get("score_threshold", 0.0))
+        limit = settings.get("max_num_results") or (
+            5 if ctx.run.model.startswith("gpt-3.5") else 20
+        )
+        groups: dict[tuple[str, int], list[str]] = {}
+        for store_id, model, dimension in ctx.vector_stores:
+            groups.setdefault((model, dimension), []).append(store_id)
+        for call in calls:
+            call.queries = _queries(call.arguments) or _last_user_text(ctx)
+            call.ranking = {
+                "ranker": ranking.get("ranker", "default_2024_08_21"),
+                "score_threshold": threshold,
+            }
+            hits: list[search.Hit] = []
+            async with transaction(self.deps.maker) as session:
+                for (model, dimension), store_ids in groups.items():
+                    hits += await search.search(
+                        session,
+                        self.deps.embedders(model),
+                        store_ids,
+                        dimension,
+                        call.queries,
+                        max_results=limit,
+                        score_threshold=threshold,
+                    )
+            if len(groups) > 1:
+                hits.sort(key=lambda h: -h.score)
+            call.results = [
+                {
+                    "file_id": h.file_id,
+                    "file_name": h.filename,
+                    "score": h.score,
+                    "content": [{"type": "text", "text": h.content}],
+                }
+                for h in hits[:limit]
+            ]
+
     async def _model_turn(self, ctx: prompt.RunContext) -> _TurnResult:
         run = ctx.run
-        tools = prompt.chat_tools(run)
+        tools = prompt.chat_tools(ctx)
         used_prompt, used_completion = prompt.used_tokens(ctx)
         used_completion += self._completion_tokens_used
         max_tokens = None
@@ -220,7 +336,7 @@ class RunExecutor:
             prompt_left = run.max_prompt_tokens - used_prompt - self._prompt_tokens_used
             budget = min(budget, prompt_left)
         messages, prompt_tokens = prompt.fit(
-            prompt.system_message(run),
+            prompt.system_message(ctx),
             prompt.history_messages(ctx),
             prompt.run_messages(ctx),
             budget,
@@ -266,8 +382,6 @@ class RunExecutor:
         if self._message is not None:
             reason = "max_tokens" if finish == "length" and run.max_completion_tokens else None
             self._close_message(usage=None if calls else usage, incomplete_reason=reason)
-        if self._tool_step is not None:
-            self.sink.later(self._record_step_usage_op(self._tool_step.step_id, usage))
         return _TurnResult(function_calls=calls, usage=usage, finish_reason=finish)
 
     # ---- streaming pieces -----------------------------------------------------------------
@@ -339,17 +453,27 @@ class RunExecutor:
             call = _ToolCall(id=call_id or ids.new_id(ids.CALL), name=name or "")
             call.arguments = arguments
             step.calls[index] = call
-            entry: dict[str, Any] = {
-                "index": index,
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": arguments, "output": None},
-            }
+            if call.name in self._builtin:
+                # Built-in tools show as themselves; their arguments are ours, not streamed.
+                call.kind = call.name
+                entry: dict[str, Any] = {
+                    "index": index,
+                    "id": call.id,
+                    "type": call.kind,
+                    call.kind: {},
+                }
+            else:
+                entry = {
+                    "index": index,
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": arguments, "output": None},
+                }
         else:
             if name and not call.name:
                 call.name = name
             call.arguments += arguments
-            if not arguments:
+            if not arguments or call.kind != "function":
                 return
             entry = {"index": index, "type": "function", "function": {"arguments": arguments}}
         self.sink.event(
@@ -433,7 +557,8 @@ class RunExecutor:
             step = await session.get_one(RunStep, msg.step_id)
             content: list[dict[str, Any]] = []
             if msg.text or not msg.refusal:
-                content.append({"type": "text", "text": {"value": msg.text, "annotations": []}})
+                notes = citations.annotate(msg.text, self._citations)
+                content.append({"type": "text", "text": {"value": msg.text, "annotations": notes}})
             if msg.refusal:
                 content.append({"type": "refusal", "refusal": msg.refusal})
             stamp = now()
@@ -473,22 +598,18 @@ class RunExecutor:
 
         return op
 
-    def _record_step_usage_op(self, step_id: str, usage: Usage) -> Any:
-        assert self._tool_step is not None
-        calls = [
-            {
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments, "output": None},
-            }
-            for c in self._tool_step.calls.values()
-        ]
+    def _record_tool_step_op(self, open_step: _OpenToolStep, usage: Usage, done: bool) -> Any:
+        calls = [c.wire() for c in open_step.calls.values()]
 
         async def op(session: AsyncSession) -> list[Event]:
-            step = await session.get_one(RunStep, step_id)
+            step = await session.get_one(RunStep, open_step.step_id)
             step.step_details = {"type": "tool_calls", "tool_calls": calls}
             step.usage = _usage_dict(usage)
-            return []
+            if not done:
+                return []  # waits for the client's function outputs
+            step.status = "completed"
+            step.completed_at = now()
+            return [("thread.run.step.completed", step_data(step, self.include))]
 
         return op
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import mimetypes
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
-from assistd.models import File, Message, Run, RunStep
+from assistd.models import Assistant, File, Message, Run, RunStep, Thread, VectorStore
 
 IMAGE_TYPES = {
     "png": "image/png",
@@ -33,6 +35,28 @@ class RunContext:
     own_messages: dict[str, Message]
     images: dict[str, str] = field(default_factory=dict)
     """file id → data URL for image_file parts."""
+    vector_stores: list[tuple[str, str, int]] = field(default_factory=list)
+    """(id, embedding model, dimension) of the stores file_search may search."""
+
+    @property
+    def file_search(self) -> dict[str, Any] | None:
+        """The run's file_search tool settings, when it has the tool and stores to search."""
+        for tool in self.run.tools:
+            if tool.get("type") == "file_search" and self.vector_stores:
+                settings: dict[str, Any] = tool.get("file_search") or {}
+                return settings
+        return None
+
+    def search_calls(self) -> list[dict[str, Any]]:
+        """The run's file_search calls so far, in order (their position is the citation
+        marker's first number)."""
+        return [
+            call
+            for step in self.steps
+            if step.step_details.get("type") == "tool_calls"
+            for call in step.step_details.get("tool_calls", [])
+            if call.get("type") == "file_search"
+        ]
 
 
 async def load_context(session: AsyncSession, storage: FileStorage, run_id: str) -> RunContext:
@@ -49,6 +73,7 @@ async def load_context(session: AsyncSession, storage: FileStorage, run_id: str)
         await session.scalars(select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq))
     )
     ctx = RunContext(run=run, history=history, steps=steps, own_messages=own)
+    ctx.vector_stores = await _vector_stores(session, run)
     wanted = {
         part["image_file"]["file_id"]
         for m in history
@@ -68,13 +93,73 @@ async def load_context(session: AsyncSession, storage: FileStorage, run_id: str)
     return ctx
 
 
-def _text_of(content: list[dict[str, Any]]) -> str:
+async def _vector_stores(session: AsyncSession, run: Run) -> list[tuple[str, str, int]]:
+    """The assistant's and the thread's vector stores that have not expired."""
+    assistant = await session.get(Assistant, run.assistant_id)
+    thread = await session.get(Thread, run.thread_id)
+    wanted: list[str] = []
+    for owner in (assistant, thread):
+        if owner is not None:
+            fs = (owner.tool_resources or {}).get("file_search") or {}
+            wanted.extend(fs.get("vector_store_ids") or [])
+    if not wanted:
+        return []
+    stores = await session.scalars(
+        select(VectorStore).where(
+            VectorStore.id.in_(wanted), VectorStore.project_id == run.project_id
+        )
+    )
+    stamp = int(time.time())
+    return [
+        (s.id, s.embedding_model, s.dimension)
+        for s in stores
+        if s.expires_at is None or s.expires_at > stamp
+    ]
+
+
+FILE_SEARCH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "file_search",
+        "description": (
+            "Search the files available to you (uploaded by the user or attached to you). "
+            "Pass one to five search queries, each a self-contained rewrite of what you need "
+            "to find. Results are numbered; cite the ones you use with their marker, for "
+            "example 【0:2†report.pdf】."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {"queries": {"type": "array", "items": {"type": "string"}}},
+            "required": ["queries"],
+        },
+    },
+}
+
+FILE_SEARCH_NOTE = (
+    "You can search the user's files with the file_search tool. When you use what it found, "
+    "cite each source right after the claim with the marker shown in the results, exactly "
+    "as written, e.g. 【0:1†guide.pdf】."
+)
+
+
+def format_results(ordinal: int, results: list[dict[str, Any]]) -> str:
+    """Search results as the model sees them, each with its citation marker."""
+    if not results:
+        return "No results found."
+    blocks = []
+    for i, result in enumerate(results):
+        text = "".join(part.get("text", "") for part in result.get("content") or [])
+        blocks.append(f"【{ordinal}:{i}†{result['file_name']}】\n{text}")
+    return "\n\n".join(blocks)
+
+
+def text_of(content: list[dict[str, Any]]) -> str:
     return "".join(part["text"]["value"] for part in content if part.get("type") == "text")
 
 
 def _user_content(message: Message, images: dict[str, str]) -> str | list[dict[str, Any]]:
     if all(part.get("type") == "text" for part in message.content):
-        return _text_of(message.content)
+        return text_of(message.content)
     parts: list[dict[str, Any]] = []
     for part in message.content:
         kind = part.get("type")
@@ -101,7 +186,7 @@ def history_messages(ctx: RunContext) -> list[dict[str, Any]]:
         if m.role == "user":
             out.append({"role": "user", "content": _user_content(m, ctx.images)})
         else:
-            out.append({"role": "assistant", "content": _text_of(m.content)})
+            out.append({"role": "assistant", "content": text_of(m.content)})
     return out
 
 
@@ -140,52 +225,55 @@ def used_tokens(ctx: RunContext) -> tuple[int, int]:
 def run_messages(ctx: RunContext) -> list[dict[str, Any]]:
     """What the run itself added: its messages and tool-call turns, in step order."""
     out: list[dict[str, Any]] = []
+    ordinal = 0
     for step in ctx.steps:
         details = step.step_details
         if details.get("type") == "message_creation":
             message = ctx.own_messages.get(details["message_creation"]["message_id"])
-            if message is not None and _text_of(message.content):
-                out.append({"role": "assistant", "content": _text_of(message.content)})
-        else:
-            calls = [c for c in details.get("tool_calls", []) if c.get("type") == "function"]
-            if not calls:
+            if message is not None and text_of(message.content):
+                out.append({"role": "assistant", "content": text_of(message.content)})
+            continue
+        calls: list[dict[str, Any]] = []
+        replies: list[dict[str, Any]] = []
+        for c in details.get("tool_calls", []):
+            if c.get("type") == "function":
+                name, arguments = c["function"]["name"], c["function"]["arguments"]
+                output = c["function"].get("output") or ""
+            elif c.get("type") == "file_search":
+                name = "file_search"
+                arguments = json.dumps({"queries": c.get("_queries") or []})
+                output = format_results(ordinal, c["file_search"].get("results") or [])
+                ordinal += 1
+            else:
                 continue
-            out.append(
+            calls.append(
                 {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": c["id"],
-                            "type": "function",
-                            "function": {
-                                "name": c["function"]["name"],
-                                "arguments": c["function"]["arguments"],
-                            },
-                        }
-                        for c in calls
-                    ],
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
                 }
             )
-            for c in calls:
-                out.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": c["id"],
-                        "content": c["function"].get("output") or "",
-                    }
-                )
+            replies.append({"role": "tool", "tool_call_id": c["id"], "content": output})
+        if calls:
+            out.append({"role": "assistant", "content": None, "tool_calls": calls})
+            out.extend(replies)
     return out
 
 
-def system_message(run: Run) -> list[dict[str, Any]]:
-    """The instructions as a system message (none when empty)."""
-    return [{"role": "system", "content": run.instructions}] if run.instructions else []
+def system_message(ctx: RunContext) -> list[dict[str, Any]]:
+    """The instructions (and how to use the built-in tools) as a system message."""
+    parts = [ctx.run.instructions] if ctx.run.instructions else []
+    if ctx.file_search is not None:
+        parts.append(FILE_SEARCH_NOTE)
+    return [{"role": "system", "content": "\n\n".join(parts)}] if parts else []
 
 
-def chat_tools(run: Run) -> list[dict[str, Any]]:
-    """The run's function tools in chat-completions form."""
-    tools = []
+def chat_tools(ctx: RunContext) -> list[dict[str, Any]]:
+    """The run's tools in chat-completions form (built-in tools become functions)."""
+    run = ctx.run
+    tools: list[dict[str, Any]] = []
+    if ctx.file_search is not None:
+        tools.append(FILE_SEARCH_TOOL)
     for tool in run.tools:
         if tool.get("type") == "function":
             fn = dict(tool["function"])
@@ -202,5 +290,8 @@ def chat_tool_choice(run: Run, tools: list[dict[str, Any]]) -> Any:
         return None
     choice = run.tool_choice
     if isinstance(choice, dict) and choice.get("type") != "function":
+        names = {t["function"]["name"] for t in tools}
+        if choice["type"] in names:
+            return {"type": "function", "function": {"name": choice["type"]}}
         return "required"
     return choice

@@ -46,10 +46,14 @@ def run_data(r: Run) -> dict[str, Any]:
     return run_to_wire(r).model_dump(mode="json")
 
 
-def _strip_result_content(details: dict[str, Any]) -> dict[str, Any]:
+def _public_details(details: dict[str, Any], with_content: bool) -> dict[str, Any]:
+    """Step details without internal keys, and file_search result contents only on request."""
+    if details.get("type") != "tool_calls":
+        return details
     out = copy.deepcopy(details)
     for call in out.get("tool_calls", []):
-        if call.get("type") == "file_search":
+        call.pop("_queries", None)
+        if call.get("type") == "file_search" and not with_content:
             for result in call.get("file_search", {}).get("results", []) or []:
                 result.pop("content", None)
     return out
@@ -57,9 +61,7 @@ def _strip_result_content(details: dict[str, Any]) -> dict[str, Any]:
 
 def step_to_wire(s: RunStep, include: list[str] | None = None) -> RunStepObject:
     """The API shape of a step; file_search result contents only when asked for."""
-    details = s.step_details
-    if FILE_SEARCH_CONTENT not in (include or []):
-        details = _strip_result_content(details)
+    details = _public_details(s.step_details, FILE_SEARCH_CONTENT in (include or []))
     return RunStepObject(
         id=s.id,
         created_at=s.created_at,

@@ -15,6 +15,7 @@ from assistd.core.notify import Listener
 from assistd.engine.executor import EngineDeps, RunExecutor
 from assistd.llm import tokens
 from assistd.runs.events import QUEUE_CHANNEL
+from assistd.vector_stores import ingest
 from assistd.worker import queue
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Worker:
         self.listener = listener
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
+        self._ingest_wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executors: dict[str, RunExecutor] = {}
@@ -43,6 +45,8 @@ class Worker:
         kind, _, run_id = payload.partition(":")
         if kind == "queued":
             self._wake.set()
+        elif kind == "ingest":
+            self._ingest_wake.set()
         elif kind == "cancel" and run_id in self._executors:
             self._executors[run_id].cancel.set()
 
@@ -54,6 +58,10 @@ class Worker:
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="worker-maintenance"),
+            *(
+                asyncio.create_task(self._ingest_loop(), name=f"worker-ingest-{i}")
+                for i in range(self.settings.ingest_concurrency)
+            ),
         ]
         try:
             await self._claim_loop()
@@ -89,6 +97,23 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
 
+    async def _ingest_loop(self) -> None:
+        """Ingest files added to vector stores, one at a time per loop (CPU-bound)."""
+        deps = self.deps
+        while not self._stopping.is_set():
+            self._ingest_wake.clear()
+            job = None
+            try:
+                async with transaction(deps.maker) as session:
+                    job = await ingest.claim(session, self.id, self.settings.lease_seconds)
+            except Exception:
+                log.exception("claiming a file to ingest failed")
+            if job is not None:
+                await ingest.ingest(deps.maker, deps.storage, deps.embedders, job, self.id)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ingest_wake.wait(), self.settings.poll_seconds)
+
     def _start(self, run_id: str) -> None:
         executor = RunExecutor(self.deps, run_id, asyncio.Event(), worker_id=self.id)
         self._executors[run_id] = executor
@@ -108,6 +133,7 @@ class Worker:
             try:
                 async with transaction(self.deps.maker) as session:
                     owned = await queue.heartbeat(session, self.id)
+                    await ingest.heartbeat(session, self.id)
             except Exception:
                 log.exception("heartbeat failed")
                 continue

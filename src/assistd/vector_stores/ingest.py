@@ -1,0 +1,214 @@
+"""Ingestion, run by workers: parse a file, chunk it by tokens, embed windows of each chunk,
+store chunks and vectors. The ``vector_store_files`` rows in ``in_progress`` are the queue;
+a claim is a lease (``worker_id`` + ``heartbeat_at``), so a crashed worker's files are picked
+up again, and ingesting twice is harmless (a file's old chunks are replaced)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistd.core.db import transaction
+from assistd.files.storage import FileStorage
+from assistd.llm.embeddings import Embedder
+from assistd.models import Chunk, ChunkEmbedding, File, VectorStore, VectorStoreFile
+from assistd.vector_stores import chunking, parsing
+
+log = logging.getLogger(__name__)
+
+WINDOW_TOKENS = 240
+"""Model tokens per embedded window (MiniLM reads 256 wordpieces, special tokens included)."""
+WINDOW_STRIDE = 32
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A file this worker is ingesting."""
+
+    vector_store_id: str
+    file_id: str
+
+
+async def claim(session: AsyncSession, worker_id: str, lease_seconds: float) -> Claimed | None:
+    """Take the oldest pending file (or one whose worker stopped heartbeating)."""
+    stale = time.time() - lease_seconds
+    row = await session.scalar(
+        select(VectorStoreFile)
+        .where(
+            VectorStoreFile.status == "in_progress",
+            or_(VectorStoreFile.worker_id.is_(None), VectorStoreFile.heartbeat_at < stale),
+        )
+        .order_by(VectorStoreFile.seq)
+        .with_for_update(skip_locked=True)
+        .limit(1)
+    )
+    if row is None:
+        return None
+    row.attempts += 1
+    if row.attempts > MAX_ATTEMPTS:
+        row.status = "failed"
+        row.worker_id = None
+        row.last_error = {
+            "code": "server_error",
+            "message": "Ingestion was interrupted too many times.",
+        }
+        return None
+    row.worker_id = worker_id
+    row.heartbeat_at = time.time()
+    return Claimed(row.vector_store_id, row.file_id)
+
+
+async def heartbeat(session: AsyncSession, worker_id: str) -> None:
+    """Extend the lease of every file this worker is ingesting."""
+    rows = await session.scalars(
+        select(VectorStoreFile).where(
+            VectorStoreFile.worker_id == worker_id, VectorStoreFile.status == "in_progress"
+        )
+    )
+    for row in rows:
+        row.heartbeat_at = time.time()
+
+
+async def _finish(
+    maker: async_sessionmaker[AsyncSession],
+    job: Claimed,
+    worker_id: str,
+    *,
+    error: dict[str, str] | None = None,
+    chunks: list[chunking.Chunk] | None = None,
+    vectors: list[tuple[int, list[float]]] | None = None,
+    dimension: int = 0,
+) -> None:
+    """Store the outcome, unless the file was cancelled, removed or taken over meanwhile."""
+    async with transaction(maker) as session:
+        row = await session.scalar(
+            select(VectorStoreFile)
+            .where(
+                VectorStoreFile.vector_store_id == job.vector_store_id,
+                VectorStoreFile.file_id == job.file_id,
+            )
+            .with_for_update()
+        )
+        if row is None or row.status != "in_progress" or row.worker_id != worker_id:
+            return
+        row.worker_id = None
+        row.heartbeat_at = None
+        if error is not None:
+            row.status = "failed"
+            row.last_error = error
+            return
+        assert chunks is not None
+        assert vectors is not None
+        await session.execute(
+            delete(Chunk).where(
+                Chunk.vector_store_id == job.vector_store_id, Chunk.file_id == job.file_id
+            )
+        )
+        chunk_ids: list[int] = []
+        if chunks:
+            result = await session.execute(
+                insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "vector_store_id": job.vector_store_id,
+                        "file_id": job.file_id,
+                        "chunk_index": c.index,
+                        "page": c.page,
+                        "tokens": c.tokens,
+                        "content": c.text,
+                        "attributes": row.attributes,
+                    }
+                    for c in chunks
+                ],
+            )
+            chunk_ids = [r[0] for r in result.all()]
+        if vectors:
+            await session.execute(
+                insert(ChunkEmbedding),
+                [
+                    {
+                        "chunk_id": chunk_ids[index],
+                        "vector_store_id": job.vector_store_id,
+                        "file_id": job.file_id,
+                        "dimension": dimension,
+                        "embedding": vector,
+                    }
+                    for index, vector in vectors
+                ],
+            )
+        text_bytes = sum(len(c.text.encode()) for c in chunks)
+        row.usage_bytes = text_bytes + len(vectors) * dimension * 2
+        row.status = "completed"
+        row.last_error = None
+
+
+async def ingest(
+    maker: async_sessionmaker[AsyncSession],
+    storage: FileStorage,
+    embedder_for: Callable[[str], Embedder],
+    job: Claimed,
+    worker_id: str,
+) -> None:
+    """Ingest one claimed file; every failure ends the file ``failed`` with ``last_error``."""
+    try:
+        async with transaction(maker) as session:
+            row = await session.get_one(VectorStoreFile, (job.vector_store_id, job.file_id))
+            file = await session.get_one(File, job.file_id)
+            store = await session.get_one(VectorStore, job.vector_store_id)
+            strategy = row.chunking_strategy.get("static", {})
+            max_tokens = int(strategy.get("max_chunk_size_tokens", chunking.DEFAULT_MAX_TOKENS))
+            overlap = int(strategy.get("chunk_overlap_tokens", chunking.DEFAULT_OVERLAP_TOKENS))
+            filename, key = file.filename, file.storage_key
+            model, dimension = store.embedding_model, store.dimension
+        data = await storage.read(key)
+        pages = await asyncio.to_thread(parsing.extract_text, filename, data)
+        chunks = await asyncio.to_thread(chunking.chunk_pages, pages, max_tokens, overlap)
+        embedder = embedder_for(model)
+        if embedder.dimension != dimension:
+            raise RuntimeError(
+                f"the store's model {model} gives {embedder.dimension} dimensions, not {dimension}"
+            )
+        windows: list[tuple[int, str]] = []
+        for index, chunk in enumerate(chunks):
+            for window in embedder.windows(chunk.text, WINDOW_TOKENS, WINDOW_STRIDE):
+                windows.append((index, window))
+        vectors: list[tuple[int, list[float]]] = []
+        for start in range(0, len(windows), 64):
+            part = windows[start : start + 64]
+            embedded = await embedder.embed([w for _, w in part])
+            vectors.extend((index, vec) for (index, _), vec in zip(part, embedded, strict=True))
+        await _finish(maker, job, worker_id, chunks=chunks, vectors=vectors, dimension=dimension)
+    except parsing.ParseError as exc:
+        await _finish(maker, job, worker_id, error={"code": exc.code, "message": str(exc)})
+    except Exception as exc:
+        log.exception("ingesting %s into %s failed", job.file_id, job.vector_store_id)
+        await _finish(
+            maker,
+            job,
+            worker_id,
+            error={"code": "server_error", "message": f"Ingestion failed: {exc}"},
+        )
+
+
+EmbedderFactory = Callable[[str], Embedder]
+
+
+class EmbedderLookup:
+    """Embedders by the model name a store was created with (one instance each)."""
+
+    def __init__(self, factory: EmbedderFactory) -> None:
+        self._factory = factory
+        self._cache: dict[str, Embedder] = {}
+
+    def __call__(self, model: str) -> Embedder:
+        """The embedder for ``model``."""
+        if model not in self._cache:
+            self._cache[model] = self._factory(model)
+        return self._cache[model]

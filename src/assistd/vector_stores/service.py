@@ -1,0 +1,417 @@
+"""Vector stores, their files and batches: the API side. Ingestion runs in the worker
+(``vector_stores.ingest``); adding a file only records it ``in_progress`` and wakes a worker."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.core import ids
+from assistd.core.clock import now
+from assistd.core.errors import InvalidRequestError, NotFoundError
+from assistd.core.pagination import ListParams, paginate
+from assistd.files import service as files_service
+from assistd.models import Chunk, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from assistd.runs import events
+from assistd.vector_stores.schemas import (
+    BatchFile,
+    FileBatchCreate,
+    FileBatchObject,
+    FileCounts,
+    VectorStoreCreate,
+    VectorStoreFileCreate,
+    VectorStoreFileObject,
+    VectorStoreModify,
+    VectorStoreObject,
+    chunking_to_wire,
+)
+
+DAY = 86_400
+INGEST_PREFIX = "ingest:"
+
+
+def _expires_at(expires_after: dict[str, Any] | None, last_active_at: int | None) -> int | None:
+    if not expires_after or last_active_at is None:
+        return None
+    return last_active_at + int(expires_after["days"]) * DAY
+
+
+async def _counts(
+    session: AsyncSession, column: Any, keys: Sequence[str]
+) -> dict[str, tuple[FileCounts, int]]:
+    """File counts and usage bytes per store (or batch)."""
+    out: dict[str, tuple[FileCounts, int]] = defaultdict(lambda: (FileCounts(), 0))
+    if not keys:
+        return out
+    rows = await session.execute(
+        select(
+            column,
+            VectorStoreFile.status,
+            func.count(),
+            func.coalesce(func.sum(VectorStoreFile.usage_bytes), 0),
+        )
+        .where(column.in_(keys))
+        .group_by(column, VectorStoreFile.status)
+    )
+    for key, status, count, usage in rows.tuples():
+        counts, total_usage = out[key]
+        if status in ("in_progress", "completed", "failed", "cancelled"):
+            setattr(counts, status, getattr(counts, status) + int(count))
+        counts.total += int(count)
+        out[key] = (counts, total_usage + int(usage))
+    return out
+
+
+def store_status(store: VectorStore, counts: FileCounts) -> str:
+    """``expired`` past its expiry, ``in_progress`` while files are ingesting."""
+    if store.expires_at is not None and store.expires_at <= now():
+        return "expired"
+    return "in_progress" if counts.in_progress else "completed"
+
+
+async def to_wire_many(session: AsyncSession, stores: list[VectorStore]) -> list[VectorStoreObject]:
+    """API shapes of stores, with counts from one query."""
+    counts = await _counts(session, VectorStoreFile.vector_store_id, [s.id for s in stores])
+    out = []
+    for s in stores:
+        file_counts, usage = counts[s.id]
+        out.append(
+            VectorStoreObject(
+                id=s.id,
+                created_at=s.created_at,
+                name=s.name,
+                usage_bytes=usage,
+                file_counts=file_counts,
+                status=store_status(s, file_counts),
+                expires_after=s.expires_after,
+                expires_at=s.expires_at,
+                last_active_at=s.last_active_at,
+                metadata=s.metadata_,
+            )
+        )
+    return out
+
+
+async def to_wire(session: AsyncSession, store: VectorStore) -> VectorStoreObject:
+    """API shape of one store."""
+    return (await to_wire_many(session, [store]))[0]
+
+
+def file_to_wire(f: VectorStoreFile) -> VectorStoreFileObject:
+    """API shape of a vector-store file."""
+    return VectorStoreFileObject(
+        id=f.file_id,
+        usage_bytes=f.usage_bytes,
+        created_at=f.created_at,
+        vector_store_id=f.vector_store_id,
+        status=f.status,
+        last_error=f.last_error,
+        chunking_strategy=f.chunking_strategy,
+        attributes=f.attributes,
+    )
+
+
+async def batch_to_wire(session: AsyncSession, batch: VectorStoreFileBatch) -> FileBatchObject:
+    """API shape of a batch, counts from its files."""
+    counts, _ = (await _counts(session, VectorStoreFile.batch_id, [batch.id]))[batch.id]
+    if counts.in_progress:
+        status = "in_progress"
+    elif batch.cancelled:
+        status = "cancelled"
+    elif counts.total and counts.failed == counts.total:
+        status = "failed"
+    else:
+        status = "completed"
+    return FileBatchObject(
+        id=batch.id,
+        created_at=batch.created_at,
+        vector_store_id=batch.vector_store_id,
+        status=status,
+        file_counts=counts,
+    )
+
+
+async def create(
+    session: AsyncSession,
+    project_id: str,
+    req: VectorStoreCreate,
+    *,
+    embedding_model: str,
+    dimension: int,
+    default_expiry_days: int | None = None,
+) -> VectorStore:
+    """Create a store and queue its initial files."""
+    stamp = now()
+    expires_after = req.expires_after.model_dump() if req.expires_after else None
+    if expires_after is None and default_expiry_days:
+        expires_after = {"anchor": "last_active_at", "days": default_expiry_days}
+    store = VectorStore(
+        id=ids.new_id(ids.VECTOR_STORE),
+        project_id=project_id,
+        created_at=stamp,
+        name=req.name,
+        description=req.description,
+        metadata_=req.metadata or {},
+        expires_after=expires_after,
+        expires_at=_expires_at(expires_after, stamp),
+        last_active_at=stamp,
+        embedding_model=embedding_model,
+        dimension=dimension,
+    )
+    session.add(store)
+    await session.flush()
+    if req.file_ids:
+        await files_service.require_files(session, project_id, req.file_ids, "file_ids[{i}]")
+        strategy = chunking_to_wire(req.chunking_strategy)
+        for file_id in req.file_ids:
+            await _add_file(session, store, file_id, strategy, {}, None)
+        await _wake_ingest(session, store.id)
+    return store
+
+
+async def get(session: AsyncSession, project_id: str, store_id: str) -> VectorStore:
+    """A store of the project, or 404."""
+    store = await session.scalar(
+        select(VectorStore).where(VectorStore.id == store_id, VectorStore.project_id == project_id)
+    )
+    if store is None:
+        raise NotFoundError.for_object("vector store", store_id, param="vector_store_id")
+    return store
+
+
+async def list_stores(
+    session: AsyncSession, project_id: str, params: ListParams
+) -> tuple[list[VectorStore], bool]:
+    """A page of the project's stores."""
+    return await paginate(session, VectorStore, [VectorStore.project_id == project_id], params)
+
+
+async def modify(
+    session: AsyncSession, project_id: str, store_id: str, req: VectorStoreModify
+) -> VectorStore:
+    """Rename, change expiry (``null`` removes it) or metadata."""
+    store = await get(session, project_id, store_id)
+    given = req.model_fields_set
+    if "name" in given:
+        store.name = req.name
+    if "metadata" in given:
+        store.metadata_ = req.metadata or {}
+    if "expires_after" in given:
+        store.expires_after = req.expires_after.model_dump() if req.expires_after else None
+        store.expires_at = _expires_at(store.expires_after, store.last_active_at)
+    await session.flush()
+    return store
+
+
+async def delete_store(session: AsyncSession, project_id: str, store_id: str) -> None:
+    """Delete a store with its files' chunks (the Files themselves stay)."""
+    result = await session.execute(
+        delete(VectorStore)
+        .where(VectorStore.id == store_id, VectorStore.project_id == project_id)
+        .returning(VectorStore.id)
+    )
+    if result.first() is None:
+        raise NotFoundError.for_object("vector store", store_id, param="vector_store_id")
+
+
+async def touch(session: AsyncSession, store: VectorStore) -> None:
+    """Record activity (moves an ``last_active_at`` expiry forward)."""
+    store.last_active_at = now()
+    store.expires_at = _expires_at(store.expires_after, store.last_active_at)
+
+
+async def _wake_ingest(session: AsyncSession, store_id: str) -> None:
+    await events.notify(session, events.QUEUE_CHANNEL, INGEST_PREFIX + store_id)
+
+
+async def _add_file(
+    session: AsyncSession,
+    store: VectorStore,
+    file_id: str,
+    strategy: dict[str, Any],
+    attributes: dict[str, Any],
+    batch_id: str | None,
+) -> VectorStoreFile:
+    existing = await session.get(VectorStoreFile, (store.id, file_id))
+    if existing is not None:
+        # Re-adding is idempotent: the file keeps its chunks; a new batch adopts it.
+        if batch_id is not None:
+            existing.batch_id = batch_id
+        return existing
+    row = VectorStoreFile(
+        vector_store_id=store.id,
+        file_id=file_id,
+        project_id=store.project_id,
+        created_at=now(),
+        status="in_progress",
+        last_error=None,
+        usage_bytes=0,
+        chunking_strategy=strategy,
+        attributes=attributes,
+        batch_id=batch_id,
+        worker_id=None,
+        heartbeat_at=None,
+        attempts=0,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def add_file(
+    session: AsyncSession, project_id: str, store_id: str, req: VectorStoreFileCreate
+) -> VectorStoreFile:
+    """Attach a File to a store; a worker ingests it."""
+    store = await get(session, project_id, store_id)
+    await files_service.require_files(session, project_id, [req.file_id], "file_id")
+    row = await _add_file(
+        session,
+        store,
+        req.file_id,
+        chunking_to_wire(req.chunking_strategy),
+        dict(req.attributes or {}),
+        None,
+    )
+    await touch(session, store)
+    await _wake_ingest(session, store.id)
+    return row
+
+
+async def get_file(
+    session: AsyncSession, project_id: str, store_id: str, file_id: str
+) -> VectorStoreFile:
+    """A file of the caller's store, or 404."""
+    await get(session, project_id, store_id)
+    row = await session.get(VectorStoreFile, (store_id, file_id))
+    if row is None:
+        raise NotFoundError.for_object("file", file_id, param="file_id")
+    return row
+
+
+async def list_files(
+    session: AsyncSession,
+    project_id: str,
+    store_id: str,
+    params: ListParams,
+    status: str | None,
+    batch_id: str | None = None,
+) -> tuple[list[VectorStoreFile], bool]:
+    """A page of a store's (or a batch's) files, optionally of one status."""
+    await get(session, project_id, store_id)
+    scope = [VectorStoreFile.vector_store_id == store_id]
+    if batch_id is not None:
+        scope.append(VectorStoreFile.batch_id == batch_id)
+    if status is not None:
+        scope.append(VectorStoreFile.status == status)
+    # A vector-store file's id on the wire is its file id.
+    return await paginate(
+        session, VectorStoreFile, scope, params, id_column=VectorStoreFile.file_id
+    )
+
+
+async def update_file(
+    session: AsyncSession, project_id: str, store_id: str, file_id: str, attributes: Any
+) -> VectorStoreFile:
+    """Replace a file's attributes (also on its chunks, which filters read)."""
+    row = await get_file(session, project_id, store_id, file_id)
+    row.attributes = dict(attributes or {})
+    chunks = await session.scalars(
+        select(Chunk).where(Chunk.vector_store_id == store_id, Chunk.file_id == file_id)
+    )
+    for chunk in chunks:
+        chunk.attributes = row.attributes
+    await session.flush()
+    return row
+
+
+async def delete_file(session: AsyncSession, project_id: str, store_id: str, file_id: str) -> None:
+    """Detach a file (its chunks go with it; the File stays)."""
+    await get_file(session, project_id, store_id, file_id)
+    await session.execute(
+        delete(VectorStoreFile).where(
+            VectorStoreFile.vector_store_id == store_id, VectorStoreFile.file_id == file_id
+        )
+    )
+
+
+async def file_content(
+    session: AsyncSession, project_id: str, store_id: str, file_id: str
+) -> list[str]:
+    """The parsed text of a file, chunk by chunk."""
+    await get_file(session, project_id, store_id, file_id)
+    rows = await session.scalars(
+        select(Chunk.content)
+        .where(Chunk.vector_store_id == store_id, Chunk.file_id == file_id)
+        .order_by(Chunk.chunk_index)
+    )
+    return list(rows)
+
+
+async def create_batch(
+    session: AsyncSession, project_id: str, store_id: str, req: FileBatchCreate
+) -> VectorStoreFileBatch:
+    """Attach many files at once."""
+    if (req.file_ids is None) == (req.files is None):
+        raise InvalidRequestError(
+            "Provide exactly one of 'file_ids' or 'files'.",
+            param="file_ids",
+            code="invalid_value",
+        )
+    store = await get(session, project_id, store_id)
+    entries = req.files or [BatchFile(file_id=f) for f in req.file_ids or []]
+    file_ids = [e.file_id for e in entries]
+    param = "files[{i}].file_id" if req.files is not None else "file_ids[{i}]"
+    await files_service.require_files(session, project_id, file_ids, param)
+    batch = VectorStoreFileBatch(
+        id=ids.new_id(ids.FILE_BATCH),
+        project_id=project_id,
+        vector_store_id=store.id,
+        created_at=now(),
+        cancelled=False,
+    )
+    session.add(batch)
+    await session.flush()
+    for entry in entries:
+        strategy = chunking_to_wire(entry.chunking_strategy or req.chunking_strategy)
+        attributes = dict(entry.attributes or req.attributes or {})
+        await _add_file(session, store, entry.file_id, strategy, attributes, batch.id)
+    await touch(session, store)
+    await _wake_ingest(session, store.id)
+    await session.flush()
+    return batch
+
+
+async def get_batch(
+    session: AsyncSession, project_id: str, store_id: str, batch_id: str
+) -> VectorStoreFileBatch:
+    """A batch of the caller's store, or 404."""
+    await get(session, project_id, store_id)
+    batch = await session.scalar(
+        select(VectorStoreFileBatch).where(
+            VectorStoreFileBatch.id == batch_id, VectorStoreFileBatch.vector_store_id == store_id
+        )
+    )
+    if batch is None:
+        raise NotFoundError.for_object("file batch", batch_id, param="batch_id")
+    return batch
+
+
+async def cancel_batch(
+    session: AsyncSession, project_id: str, store_id: str, batch_id: str
+) -> VectorStoreFileBatch:
+    """Cancel the batch's files that are not ingested yet."""
+    batch = await get_batch(session, project_id, store_id, batch_id)
+    batch.cancelled = True
+    pending = await session.scalars(
+        select(VectorStoreFile).where(
+            VectorStoreFile.batch_id == batch_id, VectorStoreFile.status == "in_progress"
+        )
+    )
+    for row in pending:
+        row.status = "cancelled"
+    await session.flush()
+    return batch
