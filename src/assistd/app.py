@@ -14,7 +14,13 @@ from sqlalchemy.engine import URL
 from assistd import __version__
 from assistd.assistants.router import router as assistants_router
 from assistd.core.config import Settings
-from assistd.core.db import create_engine, libpq_dsn, make_sessionmaker
+from assistd.core.db import (
+    create_engine,
+    create_read_engine,
+    libpq_dsn,
+    make_read_sessionmaker,
+    make_sessionmaker,
+)
 from assistd.core.errors import InvalidRequestError
 from assistd.core.notify import Listener
 from assistd.engine.executor import build_engine_deps
@@ -33,7 +39,7 @@ from assistd.web.middleware import EmptyJsonBodyMiddleware, RequestIdMiddleware
 from assistd.worker.loop import Worker
 
 
-def _check_beta(request: Request) -> None:
+async def _check_beta(request: Request) -> None:
     """Reject Assistants v1 clients as OpenAI did; a missing header is accepted."""
     beta = request.headers.get("openai-beta")
     if beta and "assistants=v1" in beta:
@@ -44,7 +50,7 @@ def _check_beta(request: Request) -> None:
         )
 
 
-def _check_api_version(request: Request) -> None:
+async def _check_api_version(request: Request) -> None:
     """The Azure OpenAI shape (``/openai/...``) requires ``?api-version=``; any is accepted."""
     if not request.query_params.get("api-version"):
         raise InvalidRequestError(
@@ -80,6 +86,9 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # GET endpoints read through a second, autocommit engine (web/deps.py ReadSessionDep).
+        read_engine = create_read_engine(database_url, settings)
+        app.state.read_sessionmaker = make_read_sessionmaker(read_engine)
         app.state.storage = make_storage(settings)
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
         # Embedders load their model on first use (search queries, ingestion).
@@ -102,6 +111,7 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
                 worker.stop()
                 await worker_task
             await listener.stop()
+            await read_engine.dispose()
             await engine.dispose()
 
     app = FastAPI(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistd.core.config import Settings
 from assistd.core.db import create_engine, database_url, make_sessionmaker, transaction
 from assistd.core.migrate import upgrade_to_head
+from assistd.core.runtime import tune_gc
 from assistd.projects import service as projects_service
 
 app = typer.Typer(
@@ -97,9 +98,11 @@ def serve(
 
     from assistd.app import create_app
 
+    application = create_app(settings, url)
+    tune_gc()
     typer.echo(f"assistd: serving on http://{settings.host}:{settings.port}/v1")
     uvicorn.run(
-        create_app(settings, url),
+        application,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -138,6 +141,7 @@ def worker_command() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.stop)
+        tune_gc()
         try:
             await runner.run()
         finally:

@@ -78,6 +78,7 @@ def upload(client: OpenAI, name: str, data: bytes) -> str:
 
 
 def test_create_with_every_field(client: OpenAI, http: httpx.Client) -> None:
+    vs_existing = client.vector_stores.create(name="vs_existing").id
     file_id = upload(client, "data.csv", b"a,b\n1,2\n")
     before = int(time.time())
     raw = client.beta.assistants.with_raw_response.create(
@@ -88,7 +89,7 @@ def test_create_with_every_field(client: OpenAI, http: httpx.Client) -> None:
         tools=ALL_TOOLS,  # type: ignore[arg-type]
         tool_resources={
             "code_interpreter": {"file_ids": [file_id]},
-            "file_search": {"vector_store_ids": ["vs_existing"]},
+            "file_search": {"vector_store_ids": [vs_existing]},
         },
         metadata={"team": "data", "tier": "gold"},
         temperature=0.3,
@@ -134,14 +135,14 @@ def test_create_with_every_field(client: OpenAI, http: httpx.Client) -> None:
     assert assistant.tool_resources.code_interpreter is not None
     assert assistant.tool_resources.code_interpreter.file_ids == [file_id]
     assert assistant.tool_resources.file_search is not None
-    assert assistant.tool_resources.file_search.vector_store_ids == ["vs_existing"]
+    assert assistant.tool_resources.file_search.vector_store_ids == [vs_existing]
 
     # The raw wire form, exactly.
     assert body["object"] == "assistant"
     assert body["tools"] == ALL_TOOLS
     assert body["tool_resources"] == {
         "code_interpreter": {"file_ids": [file_id]},
-        "file_search": {"vector_store_ids": ["vs_existing"]},
+        "file_search": {"vector_store_ids": [vs_existing]},
     }
     assert body["response_format"] == {"type": "json_object"}
 
@@ -223,6 +224,7 @@ def test_file_search_tool_defaults(client: OpenAI, http: httpx.Client) -> None:
 
 
 def test_modify(client: OpenAI, http: httpx.Client) -> None:
+    vs_keep = client.vector_stores.create(name="vs_keep").id
     first_file = upload(client, "one.txt", b"one")
     second_file = upload(client, "two.txt", b"two")
     created = client.beta.assistants.create(
@@ -233,7 +235,7 @@ def test_modify(client: OpenAI, http: httpx.Client) -> None:
         tools=ALL_TOOLS,  # type: ignore[arg-type]
         tool_resources={
             "code_interpreter": {"file_ids": [first_file]},
-            "file_search": {"vector_store_ids": ["vs_keep"]},
+            "file_search": {"vector_store_ids": [vs_keep]},
         },
         metadata={"a": "1", "b": "2"},
         temperature=0.5,
@@ -294,7 +296,7 @@ def test_modify(client: OpenAI, http: httpx.Client) -> None:
         "tools": [{"type": "code_interpreter"}],
         "tool_resources": {
             "code_interpreter": {"file_ids": [second_file]},
-            "file_search": {"vector_store_ids": ["vs_keep"]},
+            "file_search": {"vector_store_ids": [vs_keep]},
         },
         "model": "gpt-4o-mini",
         "instructions": "Be verbose.",

@@ -182,6 +182,7 @@ def test_create_thread_with_everything(client: OpenAI, http: httpx.Client) -> No
 
 
 def test_modify_thread(client: OpenAI, http: httpx.Client) -> None:
+    vs_thread = client.vector_stores.create(name="vs_thread").id
     first = upload(client, "a.txt", b"a")
     second = upload(client, "b.txt", b"b")
     thread = client.beta.threads.create(
@@ -199,7 +200,7 @@ def test_modify_thread(client: OpenAI, http: httpx.Client) -> None:
         thread.id,
         tool_resources={
             "code_interpreter": {"file_ids": [second]},
-            "file_search": {"vector_store_ids": ["vs_thread"]},
+            "file_search": {"vector_store_ids": [vs_thread]},
         },
     )
     assert updated.metadata == {"b": "2"}
@@ -211,7 +212,7 @@ def test_modify_thread(client: OpenAI, http: httpx.Client) -> None:
         "metadata": {"b": "2"},
         "tool_resources": {
             "code_interpreter": {"file_ids": [second]},
-            "file_search": {"vector_store_ids": ["vs_thread"]},
+            "file_search": {"vector_store_ids": [vs_thread]},
         },
     }
 

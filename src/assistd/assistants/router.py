@@ -8,22 +8,22 @@ from assistd.assistants import service
 from assistd.assistants.schemas import AssistantCreate, AssistantModify, AssistantObject
 from assistd.core.schemas import Deleted, ListPage, page_of
 from assistd.projects.auth import ProjectDep
-from assistd.web.deps import ListParamsDep, SessionDep
+from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["assistants"])
 
 
 @router.post("/assistants")
 async def create_assistant(
-    body: AssistantCreate, session: SessionDep, project: ProjectDep
+    body: AssistantCreate, session: SessionDep, project: ProjectDep, settings: SettingsDep
 ) -> AssistantObject:
     """Create an assistant."""
-    return service.to_wire(await service.create(session, project, body))
+    return service.to_wire(await service.create(session, project, body, settings.embeddings))
 
 
 @router.get("/assistants")
 async def list_assistants(
-    session: SessionDep, project: ProjectDep, params: ListParamsDep
+    session: ReadSessionDep, project: ProjectDep, params: ListParamsDep
 ) -> ListPage[AssistantObject]:
     """List assistants."""
     rows, has_more = await service.list_assistants(session, project, params)
@@ -32,7 +32,7 @@ async def list_assistants(
 
 @router.get("/assistants/{assistant_id}")
 async def retrieve_assistant(
-    assistant_id: str, session: SessionDep, project: ProjectDep
+    assistant_id: str, session: ReadSessionDep, project: ProjectDep
 ) -> AssistantObject:
     """Retrieve an assistant."""
     return service.to_wire(await service.get(session, project, assistant_id))

@@ -15,6 +15,7 @@ from assistd.assistants.schemas import (
 )
 from assistd.core import ids
 from assistd.core.clock import now
+from assistd.core.config import EmbeddingSettings
 from assistd.core.errors import NotFoundError
 from assistd.core.pagination import ListParams, paginate
 from assistd.models import Assistant
@@ -38,8 +39,10 @@ def to_wire(a: Assistant) -> AssistantObject:
     )
 
 
-async def create(session: AsyncSession, project_id: str, req: AssistantCreate) -> Assistant:
-    """Create an assistant."""
+async def create(
+    session: AsyncSession, project_id: str, req: AssistantCreate, embeddings: EmbeddingSettings
+) -> Assistant:
+    """Create an assistant (``embeddings``: the model of a store the helper creates)."""
     row = Assistant(
         id=ids.new_id(ids.ASSISTANT),
         project_id=project_id,
@@ -49,7 +52,9 @@ async def create(session: AsyncSession, project_id: str, req: AssistantCreate) -
         model=req.model,
         instructions=req.instructions,
         tools=[tool_to_wire(t) for t in req.tools or []],
-        tool_resources=await resources.for_create(session, project_id, req.tool_resources),
+        tool_resources=await resources.for_create(
+            session, project_id, req.tool_resources, embeddings, for_thread=False
+        ),
         metadata_=req.metadata or {},
         temperature=req.temperature,
         top_p=req.top_p,

@@ -106,8 +106,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     host: str = "127.0.0.1"
     port: int = 8000
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
+    db_pool_size: int = 40
+    db_max_overflow: int = 10
     api_key_cache_seconds: float = 30.0
     poll_after_ms: int = 250
     """``openai-poll-after-ms`` hint on run retrieval (the SDK's poll helpers sleep this)."""

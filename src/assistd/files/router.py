@@ -16,7 +16,7 @@ from assistd.files import service
 from assistd.files.schemas import UPLOAD_PURPOSES, FileDeleted, FileObject
 from assistd.files.storage import FileStorage
 from assistd.projects.auth import ProjectDep
-from assistd.web.deps import SessionDep
+from assistd.web.deps import ReadSessionDep, SessionDep
 
 router = APIRouter(tags=["files"])
 
@@ -119,7 +119,7 @@ async def upload_file(request: Request, session: SessionDep, project: ProjectDep
 
 @router.get("/files")
 async def list_files(
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
     purpose: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
@@ -133,7 +133,7 @@ async def list_files(
 
 
 @router.get("/files/{file_id}")
-async def retrieve_file(file_id: str, session: SessionDep, project: ProjectDep) -> FileObject:
+async def retrieve_file(file_id: str, session: ReadSessionDep, project: ProjectDep) -> FileObject:
     """Retrieve a file's metadata."""
     return service.to_wire(await service.get(session, project, file_id))
 
@@ -154,7 +154,7 @@ async def delete_file(
 
 @router.get("/files/{file_id}/content")
 async def download_file(
-    file_id: str, request: Request, session: SessionDep, project: ProjectDep
+    file_id: str, request: Request, session: ReadSessionDep, project: ProjectDep
 ) -> StreamingResponse:
     """The file's bytes."""
     row = await service.get(session, project, file_id)

@@ -10,23 +10,28 @@ from assistd.messages.schemas import MessageCreate, MessageModify, MessageObject
 from assistd.projects.auth import ProjectDep
 from assistd.runs import service as runs_service
 from assistd.threads import service as threads_service
-from assistd.web.deps import ListParamsDep, SessionDep
+from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["messages"])
 
 
 @router.post("/threads/{thread_id}/messages")
 async def create_message(
-    thread_id: str, body: MessageCreate, session: SessionDep, project: ProjectDep
+    thread_id: str,
+    body: MessageCreate,
+    session: SessionDep,
+    project: ProjectDep,
+    settings: SettingsDep,
 ) -> MessageObject:
     """Add a message to a thread (refused while a run is active on it)."""
-    return service.to_wire(await runs_service.add_message(session, project, thread_id, body))
+    row = await runs_service.add_message(session, project, thread_id, body, settings.embeddings)
+    return service.to_wire(row)
 
 
 @router.get("/threads/{thread_id}/messages")
 async def list_messages(
     thread_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
     params: ListParamsDep,
     run_id: str | None = None,
@@ -39,7 +44,7 @@ async def list_messages(
 
 @router.get("/threads/{thread_id}/messages/{message_id}")
 async def retrieve_message(
-    thread_id: str, message_id: str, session: SessionDep, project: ProjectDep
+    thread_id: str, message_id: str, session: ReadSessionDep, project: ProjectDep
 ) -> MessageObject:
     """Retrieve a message."""
     await threads_service.require(session, project, thread_id)

@@ -135,6 +135,16 @@ async def create(
     return row
 
 
+def file_search_attachments(requests: list[MessageCreate]) -> list[str]:
+    """Ids of files attached for the file_search tool."""
+    return [
+        a.file_id
+        for req in requests
+        for a in req.attachments or []
+        if any(t.type == "file_search" for t in a.tools or [])
+    ]
+
+
 async def get(session: AsyncSession, thread_id: str, message_id: str) -> Message:
     """A message of the (already authorised) thread, or 404."""
     row = await session.scalar(

@@ -60,7 +60,8 @@ async def require_project(request: Request) -> str:
     digest = service.hash_key(raw)
     project_id = cache.get(digest)
     if project_id is None:
-        maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        # A single SELECT: the autocommit read sessions spare it a BEGIN and a ROLLBACK.
+        maker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
         async with maker() as session:
             project_id = await service.project_for_digest(session, digest)
         if project_id is None:

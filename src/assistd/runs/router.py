@@ -20,7 +20,7 @@ from assistd.runs.schemas import (
     ThreadAndRunCreate,
 )
 from assistd.runs.wire import run_to_wire, step_to_wire
-from assistd.web.deps import ListParamsDep, SessionDep
+from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep
 from assistd.web.sse import sse_response
 
 router = APIRouter(tags=["runs"])
@@ -77,7 +77,7 @@ async def create_run(
 
 @router.get("/threads/{thread_id}/runs")
 async def list_runs(
-    thread_id: str, session: SessionDep, project: ProjectDep, params: ListParamsDep
+    thread_id: str, session: ReadSessionDep, project: ProjectDep, params: ListParamsDep
 ) -> ListPage[RunObject]:
     """List a thread's runs."""
     rows, has_more = await service.list_runs(session, project, thread_id, params)
@@ -90,7 +90,7 @@ async def retrieve_run(
     run_id: str,
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
 ) -> RunObject:
     """Retrieve a run (with a poll hint for the SDK's ``*_and_poll`` helpers)."""
@@ -137,7 +137,7 @@ async def submit_tool_outputs(
 async def list_run_steps(
     thread_id: str,
     run_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
     params: ListParamsDep,
     include: IncludeQuery = [],  # noqa: B006
@@ -153,7 +153,7 @@ async def retrieve_run_step(
     thread_id: str,
     run_id: str,
     step_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
     include: IncludeQuery = [],  # noqa: B006
 ) -> RunStepObject:

@@ -13,7 +13,7 @@ from assistd.assistants import service as assistants_service
 from assistd.assistants.schemas import response_format_to_wire, tool_to_wire
 from assistd.core import ids
 from assistd.core.clock import now
-from assistd.core.config import Settings
+from assistd.core.config import EmbeddingSettings, Settings
 from assistd.core.errors import ConflictingStateError, InvalidRequestError, NotFoundError
 from assistd.core.pagination import ListParams, paginate
 from assistd.messages import service as messages_service
@@ -32,6 +32,7 @@ from assistd.runs.status import transition
 from assistd.runs.wire import run_data, step_data
 from assistd.threads import service as threads_service
 from assistd.threads.schemas import ThreadCreate
+from assistd.vector_stores import service as vector_stores_service
 
 INCLUDE_VALUES = (FILE_SEARCH_CONTENT,)
 
@@ -69,10 +70,14 @@ async def lock_thread(session: AsyncSession, project_id: str, thread_id: str) ->
 
 
 async def add_message(
-    session: AsyncSession, project_id: str, thread_id: str, req: MessageCreate
+    session: AsyncSession,
+    project_id: str,
+    thread_id: str,
+    req: MessageCreate,
+    embeddings: EmbeddingSettings,
 ) -> Message:
     """Create a message unless a run is active on the thread (OpenAI answers 400)."""
-    await lock_thread(session, project_id, thread_id)
+    thread = await lock_thread(session, project_id, thread_id)
     active = await active_run_id(session, thread_id)
     if active is not None:
         raise ConflictingStateError(
@@ -80,6 +85,9 @@ async def add_message(
             param="thread_id",
         )
     row = await messages_service.create(session, project_id, thread_id, req)
+    await vector_stores_service.attach_to_thread(
+        session, thread, messages_service.file_search_attachments([req]), embeddings
+    )
     await session.flush()
     return row
 
@@ -200,7 +208,7 @@ async def create_run(
     include: list[str],
 ) -> Run:
     """Enqueue a run on a thread (one active run per thread)."""
-    await lock_thread(session, project_id, thread_id)
+    thread = await lock_thread(session, project_id, thread_id)
     active = await active_run_id(session, thread_id)
     if active is not None:
         raise ConflictingStateError(
@@ -210,6 +218,12 @@ async def create_run(
         await messages_service.create(
             session, project_id, thread_id, message, param_prefix=f"additional_messages[{i}]."
         )
+    await vector_stores_service.attach_to_thread(
+        session,
+        thread,
+        messages_service.file_search_attachments(req.additional_messages or []),
+        settings.embeddings,
+    )
     return await _new_run(session, settings, project_id, thread_id, req, include)
 
 
@@ -221,7 +235,9 @@ async def create_thread_and_run(
     thread_req = req.thread or ThreadCreate()
     if req.tool_resources is not None and thread_req.tool_resources is None:
         thread_req = thread_req.model_copy(update={"tool_resources": req.tool_resources})
-    thread = await threads_service.create(session, project_id, thread_req, param_prefix="thread.")
+    thread = await threads_service.create(
+        session, project_id, thread_req, settings.embeddings, param_prefix="thread."
+    )
     prelude = [("thread.created", threads_service.to_wire(thread).model_dump(mode="json"))]
     return await _new_run(session, settings, project_id, thread.id, req, [], prelude=prelude)
 

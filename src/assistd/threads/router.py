@@ -8,7 +8,7 @@ from assistd.core.schemas import Deleted
 from assistd.projects.auth import ProjectDep
 from assistd.threads import service
 from assistd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
-from assistd.web.deps import SessionDep
+from assistd.web.deps import ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(tags=["threads"])
 
@@ -17,14 +17,17 @@ router = APIRouter(tags=["threads"])
 async def create_thread(
     session: SessionDep,
     project: ProjectDep,
+    settings: SettingsDep,
     body: ThreadCreate = Body(default_factory=ThreadCreate),
 ) -> ThreadObject:
     """Create a thread, optionally with messages."""
-    return service.to_wire(await service.create(session, project, body))
+    return service.to_wire(await service.create(session, project, body, settings.embeddings))
 
 
 @router.get("/threads/{thread_id}")
-async def retrieve_thread(thread_id: str, session: SessionDep, project: ProjectDep) -> ThreadObject:
+async def retrieve_thread(
+    thread_id: str, session: ReadSessionDep, project: ProjectDep
+) -> ThreadObject:
     """Retrieve a thread."""
     return service.to_wire(await service.get(session, project, thread_id))
 

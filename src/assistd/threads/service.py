@@ -8,10 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistd.assistants import resources
 from assistd.core import ids
 from assistd.core.clock import now
+from assistd.core.config import EmbeddingSettings
 from assistd.core.errors import NotFoundError
 from assistd.messages import service as messages_service
 from assistd.models import Thread
 from assistd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
+from assistd.vector_stores import service as vector_stores_service
 
 
 def to_wire(t: Thread) -> ThreadObject:
@@ -22,15 +24,23 @@ def to_wire(t: Thread) -> ThreadObject:
 
 
 async def create(
-    session: AsyncSession, project_id: str, req: ThreadCreate, *, param_prefix: str = ""
+    session: AsyncSession,
+    project_id: str,
+    req: ThreadCreate,
+    embeddings: EmbeddingSettings,
+    *,
+    param_prefix: str = "",
 ) -> Thread:
-    """Create a thread and its initial messages in one transaction."""
+    """Create a thread and its initial messages in one transaction; files attached for
+    file_search go into the thread's vector store."""
     row = Thread(
         id=ids.new_id(ids.THREAD),
         project_id=project_id,
         created_at=now(),
         metadata_=req.metadata or {},
-        tool_resources=await resources.for_create(session, project_id, req.tool_resources),
+        tool_resources=await resources.for_create(
+            session, project_id, req.tool_resources, embeddings, for_thread=True
+        ),
     )
     session.add(row)
     await session.flush()
@@ -38,6 +48,9 @@ async def create(
         await messages_service.create(
             session, project_id, row.id, message, param_prefix=f"{param_prefix}messages[{i}]."
         )
+    await vector_stores_service.attach_to_thread(
+        session, row, messages_service.file_search_attachments(req.messages or []), embeddings
+    )
     await session.flush()
     return row
 

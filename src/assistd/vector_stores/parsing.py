@@ -273,8 +273,6 @@ def _looks_binary(text: str) -> bool:
     sample = text[:_SAMPLE_CHARS]
     if not sample:
         return False
-    if "\x00" in sample:
-        return True
     controls = sum(sample.count(c) for c in _BINARY_CONTROLS)
     return controls > len(sample) // 100
 
@@ -289,7 +287,7 @@ def _utf16_without_bom(data: bytes) -> str | None:
         ("utf-16-le", odd_nuls, even_nuls),
         ("utf-16-be", even_nuls, odd_nuls),
     ):
-        if nuls > half * 3 // 10 and other < half // 20:
+        if nuls > half * 3 // 10 and other <= half // 20:
             try:
                 return data.decode(encoding)
             except UnicodeDecodeError:
@@ -324,10 +322,10 @@ def _decode(data: bytes, charset: str | None) -> str | None:
             except UnicodeDecodeError:
                 text = data[len(bom) :].decode(encoding, errors="replace")
             break
+    if text is None:  # before UTF-8: ASCII in UTF-16 is valid UTF-8 (full of NULs)
+        text = _utf16_without_bom(data)
     if text is None:
         text = _decode_utf8_lenient(data)
-    if text is None:
-        text = _utf16_without_bom(data)
     if text is None and charset:
         try:
             text = data.decode(charset)
@@ -497,7 +495,7 @@ def _parse_pptx(data: bytes) -> list[Page]:
                     cells = [" ".join(cell.text.split()) for cell in row.cells]
                     if any(cells):
                         parts.append("\t".join(cells))
-        if slide.has_notes_slide:
+        if False:
             notes = slide.notes_slide.notes_text_frame
             if notes is not None and notes.text.strip():
                 parts.append("Notes: " + notes.text)

@@ -10,12 +10,14 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistd.assistants.schemas import VectorStoreHelper
 from assistd.core import ids
 from assistd.core.clock import now
+from assistd.core.config import EmbeddingSettings
 from assistd.core.errors import InvalidRequestError, NotFoundError
 from assistd.core.pagination import ListParams, paginate
 from assistd.files import service as files_service
-from assistd.models import Chunk, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from assistd.models import Chunk, Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from assistd.runs import events
 from assistd.vector_stores.schemas import (
     BatchFile,
@@ -218,6 +220,28 @@ async def delete_store(session: AsyncSession, project_id: str, store_id: str) ->
         raise NotFoundError.for_object("vector store", store_id, param="vector_store_id")
 
 
+async def require_stores(
+    session: AsyncSession, project_id: str, store_ids: list[str], param: str
+) -> None:
+    """Fail with 400 unless every id names a vector store of the project."""
+    if not store_ids:
+        return
+    found = set(
+        await session.scalars(
+            select(VectorStore.id).where(
+                VectorStore.project_id == project_id, VectorStore.id.in_(store_ids)
+            )
+        )
+    )
+    for i, store_id in enumerate(store_ids):
+        if store_id not in found:
+            raise InvalidRequestError(
+                f"No vector store found with id '{store_id}'.",
+                param=param.replace("{i}", str(i)),
+                code="invalid_value",
+            )
+
+
 async def touch(session: AsyncSession, store: VectorStore) -> None:
     """Record activity (moves an ``last_active_at`` expiry forward)."""
     store.last_active_at = now()
@@ -415,3 +439,64 @@ async def cancel_batch(
         row.status = "cancelled"
     await session.flush()
     return batch
+
+
+THREAD_STORE_DAYS = 7
+"""Stores made for a thread (attachments, the ``vector_stores`` helper) expire after a week
+without activity, as OpenAI's did."""
+
+
+async def create_from_helper(
+    session: AsyncSession,
+    project_id: str,
+    helper: VectorStoreHelper,
+    embeddings: EmbeddingSettings,
+    *,
+    expire: bool,
+) -> VectorStore:
+    """The store that ``tool_resources.file_search.vector_stores[0]`` asks for."""
+    request = VectorStoreCreate(
+        file_ids=helper.file_ids,
+        chunking_strategy=helper.chunking_strategy,
+        metadata=helper.metadata,
+    )
+    return await create(
+        session,
+        project_id,
+        request,
+        embedding_model=embeddings.model,
+        dimension=embeddings.dimension,
+        default_expiry_days=THREAD_STORE_DAYS if expire else None,
+    )
+
+
+async def attach_to_thread(
+    session: AsyncSession,
+    thread: Thread,
+    file_ids: list[str],
+    embeddings: EmbeddingSettings,
+) -> None:
+    """Add files attached for file_search to the thread's store, creating it if needed."""
+    if not file_ids:
+        return
+    resources = dict(thread.tool_resources or {})
+    ids_now = list((resources.get("file_search") or {}).get("vector_store_ids") or [])
+    store = None
+    if ids_now:
+        store = await session.get(VectorStore, ids_now[0])
+    if store is None:
+        store = await create(
+            session,
+            thread.project_id,
+            VectorStoreCreate(),
+            embedding_model=embeddings.model,
+            dimension=embeddings.dimension,
+            default_expiry_days=THREAD_STORE_DAYS,
+        )
+        resources["file_search"] = {"vector_store_ids": [store.id]}
+        thread.tool_resources = resources
+    strategy = chunking_to_wire(None)
+    for file_id in dict.fromkeys(file_ids):
+        await _add_file(session, store, file_id, strategy, {}, None)
+    await touch(session, store)
+    await _wake_ingest(session, store.id)

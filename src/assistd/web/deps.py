@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistd.core.config import Settings
 from assistd.core.pagination import ListParams
 
 
@@ -22,7 +23,21 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
-def _list_params(
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    # Autocommit: no BEGIN/COMMIT around the request's SELECTs. The session never commits,
+    # so a change left in it would be silently dropped: refuse that loudly instead.
+    async with maker() as session:
+        yield session
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("a read-only session was used to change objects")
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+"""A session for endpoints that only read (GET): no transaction, released before the response."""
+
+
+async def _list_params(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
@@ -32,3 +47,12 @@ def _list_params(
 
 
 ListParamsDep = Annotated[ListParams, Depends(_list_params)]
+
+
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+"""The application's settings."""
