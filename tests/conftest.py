@@ -246,15 +246,17 @@ def other_key(database: Database) -> str:
 
 
 @pytest.fixture
-def client(server: ServerProcess, api_key: str) -> OpenAI:
+def client(server: ServerProcess, api_key: str) -> Iterator[OpenAI]:
     """The official SDK, pointed at the server, with no retries to hide failures."""
-    return OpenAI(base_url=server.api, api_key=api_key, max_retries=0)
+    with OpenAI(base_url=server.api, api_key=api_key, max_retries=0) as sdk:
+        yield sdk
 
 
 @pytest.fixture
-def other_client(server: ServerProcess, other_key: str) -> OpenAI:
+def other_client(server: ServerProcess, other_key: str) -> Iterator[OpenAI]:
     """The SDK as a second project."""
-    return OpenAI(base_url=server.api, api_key=other_key, max_retries=0)
+    with OpenAI(base_url=server.api, api_key=other_key, max_retries=0) as sdk:
+        yield sdk
 
 
 @pytest.fixture

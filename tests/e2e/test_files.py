@@ -10,6 +10,9 @@ import openai
 import pytest
 from openai import OpenAI
 
+# Part of the scenario CI repeats with every supported openai SDK generation.
+pytestmark = pytest.mark.sdk_matrix
+
 FILE_KEYS = {
     "id",
     "object",

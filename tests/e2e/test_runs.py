@@ -25,6 +25,9 @@ from openai.types.beta.threads import Message, Run
 
 from tests.support.scripted_chat import ScriptedChatServer
 
+# Part of the scenario CI repeats with every supported openai SDK generation.
+pytestmark = pytest.mark.sdk_matrix
+
 T = TypeVar("T")
 
 POLL_MS = 50

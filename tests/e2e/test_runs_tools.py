@@ -29,6 +29,9 @@ from tests.e2e.test_runs import (
 )
 from tests.support.scripted_chat import ScriptedChatServer
 
+# Part of the scenario CI repeats with every supported openai SDK generation.
+pytestmark = pytest.mark.sdk_matrix
+
 
 def submit_and_poll(client: OpenAI, run: Run, outputs: list[dict[str, str]]) -> Run:
     return bounded(

@@ -27,6 +27,9 @@ from openai import AssistantEventHandler, OpenAI
 from openai.types.beta import AssistantStreamEvent
 from openai.types.beta.threads import Text, TextDelta
 
+# Part of the scenario CI repeats with every supported openai SDK generation.
+pytestmark = pytest.mark.sdk_matrix
+
 PREFIX = [
     "thread.run.created",
     "thread.run.queued",
