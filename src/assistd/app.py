@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
@@ -35,6 +37,7 @@ from assistd.threads.router import router as threads_router
 from assistd.vector_stores.ingest import EmbedderLookup
 from assistd.vector_stores.router import router as vector_stores_router
 from assistd.web import errors
+from assistd.web.metrics import DatabaseCollector, MetricsMiddleware, metrics_endpoint
 from assistd.web.middleware import EmptyJsonBodyMiddleware, RequestIdMiddleware
 from assistd.worker.loop import Worker
 
@@ -93,6 +96,11 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
         # Embedders load their model on first use (search queries, ingestion).
         app.state.embedders = EmbedderLookup(lambda spec: make_embedder(spec))
+        # Scrape-time figures from the database, over a one-connection synchronous engine
+        # (the exposition runs in a thread).
+        metrics_engine = sa_create_engine(database_url, pool_size=1, max_overflow=0)
+        collector = DatabaseCollector(metrics_engine)
+        REGISTRY.register(collector)
         listener = Listener(libpq_dsn(database_url), [EVENTS_CHANNEL, QUEUE_CHANNEL])
         app.state.listener = listener
         await listener.start()
@@ -111,6 +119,8 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
                 worker.stop()
                 await worker_task
             await listener.stop()
+            REGISTRY.unregister(collector)
+            metrics_engine.dispose()
             await read_engine.dispose()
             await engine.dispose()
 
@@ -123,10 +133,13 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(EmptyJsonBodyMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(api_router(), prefix="/v1")
     # The same routers in the Azure OpenAI shape, for AzureOpenAI(azure_endpoint=...).
     app.include_router(api_router(), prefix="/openai", dependencies=[Depends(_check_api_version)])
+
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.assistants import resources
@@ -66,11 +66,15 @@ async def create(
     return row
 
 
+# Built once: constructing the statement and its cache key costs ~0.1 ms of CPU a call.
+_GET = select(Assistant).where(
+    Assistant.id == bindparam("assistant_id"), Assistant.project_id == bindparam("project_id")
+)
+
+
 async def get(session: AsyncSession, project_id: str, assistant_id: str) -> Assistant:
     """An assistant of the project, or 404."""
-    row = await session.scalar(
-        select(Assistant).where(Assistant.id == assistant_id, Assistant.project_id == project_id)
-    )
+    row = await session.scalar(_GET, {"assistant_id": assistant_id, "project_id": project_id})
     if row is None:
         raise NotFoundError.for_object("assistant", assistant_id, param="assistant_id")
     return row

@@ -106,8 +106,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     host: str = "127.0.0.1"
     port: int = 8000
-    db_pool_size: int = 40
-    db_max_overflow: int = 10
+    db_pool_size: int = 24
+    """Connections kept open per pool: ``serve`` has two (reads, writes), ``worker`` one."""
+    db_max_overflow: int = 8
+    """Extra write connections under bursts (reads wait for a pooled connection instead).
+
+    The defaults keep ``serve`` (2 x 24 + 8 + 1 LISTEN = 57) plus one ``worker`` (24 + 8 + 1)
+    within the embedded Postgres's ``max_connections = 100``, with room for tools and tests.
+    """
     api_key_cache_seconds: float = 30.0
     poll_after_ms: int = 250
     """``openai-poll-after-ms`` hint on run retrieval (the SDK's poll helpers sleep this)."""

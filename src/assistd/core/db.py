@@ -82,11 +82,15 @@ def create_read_engine(url: URL, settings: Settings) -> AsyncEngine:
     Its connections are in autocommit mode, so a request that only reads sends no BEGIN and
     no COMMIT (two round trips of three for a single SELECT), and returning a connection to
     the pool needs no reset. Writes must use ``create_engine``'s transactional sessions.
+
+    No overflow: a read holds its connection for a SELECT or two, so waiting for a pooled
+    one is cheaper than opening (and soon closing) another, and the process's connection
+    count stays bounded (``Settings.db_pool_size``).
     """
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        max_overflow=0,
         pool_pre_ping=False,
         pool_recycle=1800,
         isolation_level="AUTOCOMMIT",

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistd.core import ids
+from assistd.core import ids, metrics
 from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.db import transaction
@@ -190,6 +190,8 @@ class RunExecutor:
         self._builtin: set[str] = set()
         self._citations: dict[tuple[int, int], citations.Source] = {}
         self.abort_error: dict[str, Any] | None = None
+        self.outcome = "lost"
+        """How this executor left the run (for metrics)."""
 
     def abort(self, error: dict[str, Any]) -> None:
         """Stop now and end the run ``failed`` with ``error`` (used at shutdown)."""
@@ -198,6 +200,14 @@ class RunExecutor:
 
     async def execute(self) -> None:
         """Run to a resting state; never raises (failures end the run ``failed``)."""
+        started = time.perf_counter()
+        try:
+            await self._execute()
+        finally:
+            metrics.RUNS_FINISHED.labels(self.outcome).inc()
+            metrics.RUN_SECONDS.labels(self.outcome).observe(time.perf_counter() - started)
+
+    async def _execute(self) -> None:
         work = asyncio.create_task(self._work(), name=f"run-{self.run_id}")
         cancel_wait = asyncio.create_task(self.cancel.wait())
         try:
@@ -250,6 +260,7 @@ class RunExecutor:
                 result = await self._model_turn(ctx)
                 if result.prompt_too_long:
                     await self.sink.apply(self._incomplete_op("max_prompt_tokens"))
+                    self.outcome = "incomplete"
                     return
                 builtin = [c for c in result.function_calls if c.kind != "function"]
                 functions = [c for c in result.function_calls if c.kind == "function"]
@@ -262,14 +273,17 @@ class RunExecutor:
                     )
                 if functions:
                     await self.sink.apply(self._requires_action_op(functions))
+                    self.outcome = "requires_action"
                     return
                 if builtin:
                     ctx = await self._load()  # the next turn sees the results
                     continue
                 if result.finish_reason == "length" and run.max_completion_tokens is not None:
                     await self.sink.apply(self._incomplete_op("max_completion_tokens"))
+                    self.outcome = "incomplete"
                     return
                 await self.sink.apply(self._completed_op())
+                self.outcome = "completed"
                 return
             raise BackendError("server_error", "The run exceeded the maximum number of turns.")
 
@@ -666,6 +680,7 @@ class RunExecutor:
 
     async def _end(self, outcome: str, last_error: dict[str, Any] | None = None) -> None:
         """Cancel, expire or fail the run, saving what the model had written so far."""
+        self.outcome = outcome
         partial = self._message
 
         async def op(session: AsyncSession) -> list[Event]:

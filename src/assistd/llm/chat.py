@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import openai
+
+from assistd.core import metrics
 
 ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
 
@@ -115,24 +118,36 @@ class OpenAIChatBackend:
                 kwargs[name] = value
         if request.response_format not in (None, "auto"):
             kwargs["response_format"] = request.response_format
+        start = time.perf_counter()
+        first = True
         try:
             stream = await self.client.chat.completions.create(**kwargs)
             async for chunk in stream:
+                if first:
+                    first = False
+                    metrics.BACKEND_FIRST_TOKEN.labels(request.model).observe(
+                        time.perf_counter() - start
+                    )
                 yield _convert(chunk)
+            metrics.BACKEND_SECONDS.labels(request.model).observe(time.perf_counter() - start)
         except openai.RateLimitError as exc:
+            metrics.BACKEND_ERRORS.labels(request.model, "rate_limit_exceeded").inc()
             raise BackendError(
                 "rate_limit_exceeded", f"The model backend is rate limiting requests: {exc}"
             ) from exc
         except openai.NotFoundError as exc:
+            metrics.BACKEND_ERRORS.labels(request.model, "invalid_prompt").inc()
             raise BackendError(
                 "invalid_prompt",
                 f"The model '{request.model}' does not exist or is not served by its backend.",
             ) from exc
         except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            metrics.BACKEND_ERRORS.labels(request.model, "invalid_prompt").inc()
             raise BackendError(
                 "invalid_prompt", f"The model backend rejected the request: {exc}"
             ) from exc
         except openai.APIError as exc:
+            metrics.BACKEND_ERRORS.labels(request.model, "server_error").inc()
             raise BackendError("server_error", f"The model backend failed: {exc}") from exc
 
 

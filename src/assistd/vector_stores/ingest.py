@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistd.core import metrics
 from assistd.core.db import transaction
 from assistd.files.storage import FileStorage
 from assistd.llm.embeddings import Embedder
@@ -103,6 +104,7 @@ async def _finish(
         if error is not None:
             row.status = "failed"
             row.last_error = error
+            metrics.INGESTED_FILES.labels("failed").inc()
             return
         assert chunks is not None
         assert vectors is not None
@@ -147,6 +149,7 @@ async def _finish(
         row.usage_bytes = text_bytes + len(vectors) * dimension * 2
         row.status = "completed"
         row.last_error = None
+        metrics.INGESTED_FILES.labels("completed").inc()
 
 
 async def ingest(

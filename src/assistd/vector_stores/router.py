@@ -21,7 +21,7 @@ from assistd.vector_stores.schemas import (
     VectorStoreModify,
     VectorStoreObject,
 )
-from assistd.web.deps import ListParamsDep, SessionDep
+from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep
 
 router = APIRouter(tags=["vector_stores"])
 
@@ -80,7 +80,7 @@ async def create_vector_store(
 
 @router.get("/vector_stores")
 async def list_vector_stores(
-    session: SessionDep, project: ProjectDep, params: ListParamsDep
+    session: ReadSessionDep, project: ProjectDep, params: ListParamsDep
 ) -> ListPage[VectorStoreObject]:
     """List vector stores."""
     rows, has_more = await service.list_stores(session, project, params)
@@ -91,7 +91,7 @@ async def list_vector_stores(
 
 @router.get("/vector_stores/{vector_store_id}")
 async def retrieve_vector_store(
-    vector_store_id: str, session: SessionDep, project: ProjectDep
+    vector_store_id: str, session: ReadSessionDep, project: ProjectDep
 ) -> VectorStoreObject:
     """Retrieve a vector store."""
     return await service.to_wire(session, await service.get(session, project, vector_store_id))
@@ -165,7 +165,7 @@ async def create_vector_store_file(
 @router.get("/vector_stores/{vector_store_id}/files")
 async def list_vector_store_files(
     vector_store_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
     params: ListParamsDep,
     filter: Annotated[FileStatus | None, Query()] = None,
@@ -183,7 +183,7 @@ async def retrieve_vector_store_file(
     file_id: str,
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
 ) -> VectorStoreFileObject:
     """Retrieve a vector store file (with a poll hint for ``create_and_poll``)."""
@@ -216,7 +216,7 @@ async def delete_vector_store_file(
 
 @router.get("/vector_stores/{vector_store_id}/files/{file_id}/content")
 async def vector_store_file_content(
-    vector_store_id: str, file_id: str, session: SessionDep, project: ProjectDep
+    vector_store_id: str, file_id: str, session: ReadSessionDep, project: ProjectDep
 ) -> FileContentPage:
     """The parsed text of a vector store file."""
     texts = await service.file_content(session, project, vector_store_id, file_id)
@@ -238,7 +238,7 @@ async def retrieve_file_batch(
     batch_id: str,
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
 ) -> FileBatchObject:
     """Retrieve a file batch (with a poll hint for ``*_and_poll``)."""
@@ -260,7 +260,7 @@ async def cancel_file_batch(
 async def list_file_batch_files(
     vector_store_id: str,
     batch_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
     params: ListParamsDep,
     filter: Annotated[FileStatus | None, Query()] = None,

@@ -4,10 +4,9 @@ reciprocal rank fusion. Scores are cosine similarities (0–1) of the best windo
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
@@ -18,6 +17,7 @@ from sqlalchemy import (
     cast,
     false,
     func,
+    literal,
     literal_column,
     not_,
     or_,
@@ -35,6 +35,8 @@ from assistd.vector_stores.schemas import ComparisonFilter, CompoundFilter
 RRF_K = 60
 ARM_DEPTH = 50
 
+Mode = Literal["hybrid", "vector", "keyword"]
+
 
 @dataclass
 class Hit:
@@ -50,7 +52,9 @@ class Hit:
 
 
 def _value(v: Any) -> Any:
-    return cast(json.dumps(v), JSONB)
+    # A JSONB-typed literal is serialised once by the type (casting ``json.dumps(v)`` to
+    # JSONB encoded it twice: every value became a JSON string that equalled nothing).
+    return literal(v, type_=JSONB)
 
 
 def filter_clause(f: ComparisonFilter | CompoundFilter) -> ColumnElement[bool]:
@@ -163,21 +167,28 @@ async def search(
     score_threshold: float = 0.0,
     filters: ComparisonFilter | CompoundFilter | None = None,
     hybrid: bool = True,
+    mode: Mode | None = None,
 ) -> list[Hit]:
-    """Search ``store_ids`` with every query; fuse all arms of all queries by RRF."""
+    """Search ``store_ids`` with every query; fuse all arms of all queries by RRF.
+
+    ``mode`` picks the arms: ``hybrid`` (both), ``vector`` (semantic only, also what
+    ``hybrid=False`` means) or ``keyword`` (full text only; scores are still cosine)."""
     if not store_ids or not queries:
         return []
+    mode = mode or ("hybrid" if hybrid else "vector")
     where = filter_clause(filters) if filters is not None else None
     vectors = await embedder.embed(queries)
     fused: dict[int, float] = defaultdict(float)
     similarity: dict[int, float] = {}
     for query_text, vector in zip(queries, vectors, strict=True):
-        semantic = await _semantic(session, store_ids, dimension, vector, ARM_DEPTH * 3, where)
+        semantic: dict[int, float] = {}
+        if mode != "keyword":
+            semantic = await _semantic(session, store_ids, dimension, vector, ARM_DEPTH * 3, where)
         ranked = sorted(semantic, key=semantic.__getitem__)[:ARM_DEPTH]
         for rank, chunk_id in enumerate(ranked):
             fused[chunk_id] += 1.0 / (RRF_K + rank + 1)
             similarity[chunk_id] = max(similarity.get(chunk_id, 0.0), 1.0 - semantic[chunk_id])
-        if hybrid:
+        if mode != "vector":
             keyword = await _keyword(session, store_ids, query_text, ARM_DEPTH, where)
             for rank, chunk_id in enumerate(keyword):
                 fused[chunk_id] += 1.0 / (RRF_K + rank + 1)

@@ -1,0 +1,44 @@
+"""Prometheus metrics of this process (``GET /metrics``).
+
+Counters and histograms are observed where things happen (HTTP middleware, the run loop, the
+model backends, ingestion); figures that live in the database (queue depth, runs by status)
+are read at scrape time, so every API process reports them whichever process ran the work.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter(
+    "assistd_http_requests_total",
+    "HTTP requests by route and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "assistd_http_request_seconds", "HTTP request latency by route.", ["method", "route"]
+)
+RUNS_FINISHED = Counter(
+    "assistd_runs_finished_total", "Runs that reached a resting status in this process.", ["status"]
+)
+RUN_SECONDS = Histogram(
+    "assistd_run_seconds",
+    "Execution time of a run (claim to resting status) by outcome.",
+    ["status"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+BACKEND_SECONDS = Histogram(
+    "assistd_backend_request_seconds",
+    "Model backend calls: time to the end of the streamed completion.",
+    ["model"],
+)
+BACKEND_FIRST_TOKEN = Histogram(
+    "assistd_backend_first_chunk_seconds",
+    "Model backend calls: time to the first chunk.",
+    ["model"],
+)
+BACKEND_ERRORS = Counter(
+    "assistd_backend_errors_total", "Model backend calls that failed for good.", ["model", "code"]
+)
+INGESTED_FILES = Counter(
+    "assistd_ingested_files_total", "Files ingested into vector stores by outcome.", ["status"]
+)

@@ -1,0 +1,103 @@
+"""``GET /metrics`` and the middleware that counts requests by route template."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Engine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistd.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from assistd.models import Run
+
+
+class MetricsMiddleware:
+    """Count requests and their latency by method, route template and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = _route_template(scope)
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - start)
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (the router records the route in the scope)."""
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not path:
+        return "unmatched"
+    # Routers included under a prefix (``/v1``, ``/openai``) record their own template;
+    # the prefix is the part of the request path in front of what the template matched.
+    request_path = str(scope.get("path", ""))
+    regex = getattr(route, "path_regex", None)
+    for i, char in enumerate(request_path):
+        if char == "/" and regex is not None and regex.match(request_path[i:]):
+            return request_path[:i] + str(path)
+    return str(path)
+
+
+class DatabaseCollector(Collector):
+    """Queue depth and runs by status, read from Postgres at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self):  # type: ignore[no-untyped-def]  # prometheus_client's signature
+        """Yield the gauges (empty when the database does not answer)."""
+        runs = GaugeMetricFamily(
+            "assistd_runs", "Runs in the database by status.", labels=["status"]
+        )
+        depth = GaugeMetricFamily("assistd_queue_depth", "Runs waiting for a worker.")
+        pending = GaugeMetricFamily("assistd_ingest_queue_depth", "Files waiting to be ingested.")
+        try:
+            with self.engine.connect() as conn:
+                for status, count in conn.execute(
+                    select(Run.status, func.count()).group_by(Run.status)
+                ).tuples():
+                    runs.add_metric([status], count)
+                    if status == "queued":
+                        depth.add_metric([], count)
+                waiting = conn.execute(
+                    text("SELECT count(*) FROM vector_store_files WHERE status = 'in_progress'")
+                ).scalar_one()
+                pending.add_metric([], waiting)
+        except Exception:  # a scrape must never fail because the database is away
+            return
+        if not depth.samples:
+            depth.add_metric([], 0)
+        yield runs
+        yield depth
+        yield pending
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text exposition of this process's metrics."""
+    import anyio
+
+    body = await anyio.to_thread.run_sync(generate_latest, REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,69 @@
+"""``GET /metrics``: Prometheus text with requests, runs, backend figures and queue depth."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.conftest import ServerProcess, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def serve_with_worker(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> ServerProcess:
+    """The one-command shape: API and worker in one process, so its counters see the run."""
+    data = tmp_path_factory.mktemp("metrics")
+    proc = start_server({**server_env, "ASSISTD_DATA_DIR": str(data)}, Path(data) / "log")
+    yield proc  # type: ignore[misc]
+    stop_server(proc)
+
+
+def sample(body: str, name: str, **labels: str) -> float:
+    """The value of one sample of the exposition (0 when absent)."""
+    for line in body.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_requests_and_runs(serve_with_worker: ServerProcess, api_key: str) -> None:
+    base = serve_with_worker.base_url
+    before = httpx.get(base + "/metrics").text
+    with OpenAI(base_url=serve_with_worker.api, api_key=api_key, max_retries=0) as client:
+        assistant = client.beta.assistants.create(model="gpt-4o")
+        thread = client.beta.threads.create(
+            messages=[{"role": "user", "content": '#script {"reply": "counted"}'}]
+        )
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+        assert run.status == "completed", run.last_error
+    response = httpx.get(base + "/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    after = response.text
+    finished = "assistd_runs_finished_total"
+    assert (
+        sample(after, finished, status="completed")
+        == sample(before, finished, status="completed") + 1
+    )
+    assert sample(after, "assistd_run_seconds_count", status="completed") >= 1
+    created = sample(
+        after,
+        "assistd_http_requests_total",
+        method="POST",
+        route="/v1/threads/{thread_id}/runs",
+        status="200",
+    )
+    assert created >= 1
+    assert sample(after, "assistd_backend_request_seconds_count", model="gpt-4o") >= 1
+    assert sample(after, "assistd_runs", status="completed") >= 1
+    assert "assistd_queue_depth" in after
