@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ import typer
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistd.core import logs
 from assistd.core.config import Settings
 from assistd.core.db import create_engine, database_url, make_sessionmaker, transaction
 from assistd.core.migrate import upgrade_to_head
@@ -79,9 +79,7 @@ def serve(
     if port is not None:
         settings.port = port
     settings.run_worker = settings.run_worker and worker
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
+    logs.setup(settings.log_level)
     url, embedded = _prepare(settings)
     if embedded:
 
@@ -106,6 +104,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,
         access_log=False,
     )
 
@@ -114,9 +113,7 @@ def serve(
 def worker_command() -> None:
     """Execute runs (any number of workers may share one database)."""
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
+    logs.setup(settings.log_level)
     url, _ = _prepare(settings)
 
     async def main() -> None:

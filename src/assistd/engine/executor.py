@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistd.core import ids, metrics
+from assistd.core import ids, logs, metrics
 from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.db import transaction
@@ -201,6 +201,7 @@ class RunExecutor:
     async def execute(self) -> None:
         """Run to a resting state; never raises (failures end the run ``failed``)."""
         started = time.perf_counter()
+        logs.run_id.set(self.run_id)
         try:
             await self._execute()
         finally:

@@ -6,6 +6,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistd.core import logs
+
 
 class RequestIdMiddleware:
     """Answer every request with ``x-request-id`` (the SDK exposes it as ``_request_id``)."""
@@ -19,6 +21,7 @@ class RequestIdMiddleware:
             return
         request_id = "req_" + uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        logs.request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
