@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -176,6 +177,12 @@ def test_short_and_empty_texts_make_one_or_no_window(minilm: LocalMiniLM) -> Non
         minilm.windows("text", 2, 0)
 
 
+def _can_unshare() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0
+
+
 def test_local_model_runs_offline_without_torch() -> None:
     """A fresh interpreter that cannot open any socket loads and runs the model, and never
     imports the packages whose files it reads (nor sentence-transformers / torch)."""
@@ -200,8 +207,14 @@ def test_local_model_runs_offline_without_torch() -> None:
         """
     )
     env = {"PATH": "/usr/bin:/bin"}
+    # Where user namespaces are allowed, also cut the network for real (native code too).
+    isolate = ["unshare", "-rn"] if _can_unshare() else []
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+        [*isolate, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"n": 2, "dim": 384, "loaded": []}

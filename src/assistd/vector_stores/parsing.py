@@ -630,7 +630,7 @@ def _html_to_text(markup: str) -> str:
         hidden = _hidden(name, element.attrib)
         if event == "start":
             if hidden:
-                pass
+                walker.skip_subtree()
                 continue
             if name == "br":
                 out.newline(force=True)
