@@ -61,7 +61,8 @@ class ExpiresAfter(RequestModel):
     days: Annotated[int, Field(ge=1, le=365)]
 
 
-AttributeValue = Annotated[str, Field(max_length=512)] | float | bool
+# ``int`` before ``float``: whole numbers are echoed as given (2024, not 2024.0).
+AttributeValue = Annotated[str, Field(max_length=512)] | bool | int | float
 Attributes = Annotated[
     dict[Annotated[str, Field(max_length=64)], AttributeValue], Field(max_length=16)
 ]

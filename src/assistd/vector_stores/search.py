@@ -1,6 +1,7 @@
 """Hybrid retrieval: pgvector HNSW over chunk windows fused with Postgres full-text search by
 reciprocal rank fusion. Scores are cosine similarities (0–1) of the best window, so
-``score_threshold`` means something whatever the fusion."""
+``score_threshold`` means something whatever the fusion (raised where needed so that they never
+increase down the ranking)."""
 
 from __future__ import annotations
 
@@ -198,8 +199,14 @@ async def search(
             ).items():
                 similarity[chunk_id] = max(similarity.get(chunk_id, 0.0), 1.0 - distance)
     order = sorted(fused, key=lambda c: (-fused[c], -similarity.get(c, 0.0)))
-    kept = [c for c in order if max(0.0, min(1.0, similarity.get(c, 0.0))) >= score_threshold]
-    kept = kept[:max_results]
+    # Scores descend in rank order: keyword evidence can rank a chunk above one of higher
+    # cosine, and it then scores as high as the best chunk ranked below it.
+    scores: dict[int, float] = {}
+    floor = 0.0
+    for chunk_id in reversed(order):
+        floor = max(floor, min(1.0, similarity.get(chunk_id, 0.0)))
+        scores[chunk_id] = floor
+    kept = [c for c in order if scores[c] >= score_threshold][:max_results]
     if not kept:
         return []
     rows = await session.execute(
@@ -219,8 +226,6 @@ async def search(
     for chunk_id in kept:
         if chunk_id in found:
             _, file_id, filename, content, attributes, store_id = found[chunk_id]
-            score = max(0.0, min(1.0, similarity.get(chunk_id, 0.0)))
-            hits.append(
-                Hit(chunk_id, file_id, filename, round(score, 6), content, attributes, store_id)
-            )
+            score = round(scores[chunk_id], 6)
+            hits.append(Hit(chunk_id, file_id, filename, score, content, attributes, store_id))
     return hits
