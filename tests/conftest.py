@@ -268,3 +268,18 @@ def http(server: ServerProcess, api_key: str) -> Iterator[httpx.Client]:
         timeout=30,
     ) as c:
         yield c
+
+
+def own_server(
+    pg_root: str, env: dict[str, str], log_path: Path, *args: str
+) -> tuple[ServerProcess, OpenAI]:
+    """A server on a database of its own (so the session worker never touches its runs),
+    and an SDK client with a key of it."""
+    url = Database(pg_root).new_database(f"own_{uuid.uuid4().hex[:10]}")
+    proc = start_server({**env, "ASSISTD_DATABASE_URL": url}, log_path, *args)
+    try:
+        key = mint_key(url, "own")
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc, OpenAI(base_url=proc.api, api_key=key, max_retries=0)

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import ServerProcess, start_server, stop_server
+from tests.conftest import ServerProcess, own_server, stop_server
 
 
 @pytest.fixture(scope="module")
 def serve_with_worker(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> ServerProcess:
-    """The one-command shape: API and worker in one process, so its counters see the run."""
+    pg_root: str, server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, OpenAI]]:
+    """The one-command shape (API and worker in one process) on a database of its own, so
+    no other worker takes the run and this process's counters see it."""
     data = tmp_path_factory.mktemp("metrics")
-    proc = start_server({**server_env, "ASSISTD_DATA_DIR": str(data)}, Path(data) / "log")
-    yield proc  # type: ignore[misc]
+    proc, client = own_server(
+        pg_root, {**server_env, "ASSISTD_DATA_DIR": str(data)}, Path(data) / "log"
+    )
+    yield proc, client
+    client.close()
     stop_server(proc)
 
 
@@ -34,18 +39,18 @@ def sample(body: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_metrics_count_requests_and_runs(serve_with_worker: ServerProcess, api_key: str) -> None:
-    base = serve_with_worker.base_url
+def test_metrics_count_requests_and_runs(
+    serve_with_worker: tuple[ServerProcess, OpenAI],
+) -> None:
+    server, client = serve_with_worker
+    base = server.base_url
     before = httpx.get(base + "/metrics").text
-    with OpenAI(base_url=serve_with_worker.api, api_key=api_key, max_retries=0) as client:
-        assistant = client.beta.assistants.create(model="gpt-4o")
-        thread = client.beta.threads.create(
-            messages=[{"role": "user", "content": '#script {"reply": "counted"}'}]
-        )
-        run = client.beta.threads.runs.create_and_poll(
-            thread_id=thread.id, assistant_id=assistant.id
-        )
-        assert run.status == "completed", run.last_error
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": '#script {"reply": "counted"}'}]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
     response = httpx.get(base + "/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")

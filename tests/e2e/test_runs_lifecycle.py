@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from openai import OpenAI
 from openai.types.beta.threads import Message, Run
 
-from tests.conftest import Database, ServerProcess, mint_key, start_server, stop_server
+from tests.conftest import own_server, stop_server
 from tests.e2e.test_runs import (
     POLL_MS,
     TERMINAL,
@@ -240,20 +239,6 @@ def test_cancel_completed_run_is_rejected(client: OpenAI) -> None:
 
 
 # ---- expiry ----------------------------------------------------------------------------------
-
-
-def own_server(
-    pg_root: str, env: dict[str, str], log_path: Path, *args: str
-) -> tuple[ServerProcess, OpenAI]:
-    """A server on a database of its own (so the session worker never touches its runs)."""
-    url = Database(pg_root).new_database(f"runs_{uuid.uuid4().hex[:10]}")
-    proc = start_server({**env, "ASSISTD_DATABASE_URL": url}, log_path, *args)
-    try:
-        key = mint_key(url, "own")
-    except BaseException:
-        stop_server(proc)
-        raise
-    return proc, OpenAI(base_url=proc.api, api_key=key, max_retries=0)
 
 
 @pytest.fixture(scope="module")
