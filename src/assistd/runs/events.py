@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Text, func, insert, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.models import RunEvent
@@ -45,6 +46,24 @@ async def append(
         [{"run_id": run_id, "event": e, "data": d, "created_at": stamp} for e, d in events],
     )
     await notify(session, EVENTS_CHANNEL, run_id)
+
+
+async def append_many(
+    session: AsyncSession, items: list[tuple[str, list[tuple[str, dict[str, Any]]]]]
+) -> None:
+    """Append the events of several runs in one statement, one notification per run."""
+    rows = [
+        {"run_id": run_id, "event": e, "data": d, "created_at": time.time()}
+        for run_id, produced in items
+        for e, d in produced
+    ]
+    if not rows:
+        return
+    await session.execute(insert(RunEvent), rows)
+    run_ids = list(dict.fromkeys(run_id for run_id, produced in items if produced))
+    await session.execute(
+        select(func.pg_notify(EVENTS_CHANNEL, func.unnest(array(run_ids, type_=Text))))
+    )
 
 
 async def notify(session: AsyncSession, channel: str, payload: str) -> None:

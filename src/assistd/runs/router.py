@@ -37,7 +37,8 @@ def _stream(request: Request, run_id: str, after_id: int) -> StreamingResponse:
     state = request.app.state
     return sse_response(
         stream.tail(
-            state.sessionmaker,
+            # Reads only: the autocommit engine saves a BEGIN/ROLLBACK per poll.
+            state.read_sessionmaker,
             state.listener,
             run_id,
             after_id,

@@ -15,6 +15,8 @@ from assistd.models import Run, RunEvent
 from assistd.models.run import TERMINAL_STATUSES
 from assistd.runs.events import END_EVENTS, EVENTS_CHANNEL
 
+_PAGE = 1000
+
 KEEPALIVE = None
 """Yielded when nothing happened for a while (the SSE layer sends a comment)."""
 
@@ -35,28 +37,29 @@ async def tail(
     try:
         while True:
             wake.clear()
-            async with maker() as session:
-                rows = (
-                    await session.execute(
-                        select(RunEvent.id, RunEvent.event, RunEvent.data)
-                        .where(RunEvent.run_id == run_id, RunEvent.id > after_id)
-                        .order_by(RunEvent.id)
-                        .limit(1000)
-                    )
-                ).all()
-                status = None
-                if not rows:
+            rows = await _read(maker, run_id, after_id)
+            if not rows:
+                # Nothing new: has the run ended? Its final events commit together with its
+                # final status, so once the status says so, one more read sees them all.
+                async with maker() as session:
                     status = await session.scalar(select(Run.status).where(Run.id == run_id))
+                if status is None:
+                    return  # deleted
+                if status in TERMINAL_STATUSES:
+                    rows = await _read(maker, run_id, after_id)
+                    if not rows:
+                        return  # ended, with its events already pruned
             for event_id, name, data in rows:
                 after_id = event_id
                 yield name, data
                 if name in END_EVENTS:
                     return
+            if len(rows) >= _PAGE:
+                continue  # more are waiting
             if rows:
                 idle = 0.0
-                continue
-            if status is None or status in TERMINAL_STATUSES:
-                return  # deleted, or ended with its events already pruned
+            # Anything committed since the read above has set ``wake`` (it was cleared
+            # first), so waiting here never misses an event; the timeout is the fallback.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_seconds)
             if not wake.is_set():
@@ -66,3 +69,14 @@ async def tail(
                     yield KEEPALIVE
     finally:
         listener.unsubscribe(EVENTS_CHANNEL, run_id, wake)
+
+
+async def _read(maker: async_sessionmaker[AsyncSession], run_id: str, after_id: int) -> list[Any]:
+    async with maker() as session:
+        result = await session.execute(
+            select(RunEvent.id, RunEvent.event, RunEvent.data)
+            .where(RunEvent.run_id == run_id, RunEvent.id > after_id)
+            .order_by(RunEvent.id)
+            .limit(_PAGE)
+        )
+        return list(result.all())

@@ -20,6 +20,9 @@ from assistd.worker import queue
 
 log = logging.getLogger(__name__)
 
+CLAIM_BATCH = 256
+"""Runs claimed per transaction at most (a burst is taken in a few short transactions)."""
+
 SHUTDOWN_ERROR = {
     "code": "server_error",
     "message": "The worker shut down before the run finished.",
@@ -87,12 +90,12 @@ class Worker:
             if free > 0:
                 try:
                     async with transaction(self.deps.maker) as session:
-                        claimed = await queue.claim(session, self.id, min(free, 64))
+                        claimed = await queue.claim(session, self.id, min(free, CLAIM_BATCH))
                 except Exception:
                     log.exception("claiming runs failed")
             for run_id in claimed:
                 self._start(run_id)
-            if claimed and len(claimed) == min(free, 64):
+            if claimed and len(claimed) == min(free, CLAIM_BATCH):
                 continue  # more may be waiting
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,18 +32,19 @@ async def claim(session: AsyncSession, worker_id: str, limit: int) -> list[str]:
         )
     )
     claimed: list[str] = []
+    produced: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
     stamp = time.time()
     for run in runs:
         if run.expires_at is not None and run.expires_at <= now():
-            await events.append(
-                session, run.id, await lifecycle.finish_run(session, run, "expired")
-            )
+            produced.append((run.id, await lifecycle.finish_run(session, run, "expired")))
             continue
         event = transition(
             run, "in_progress", worker_id=worker_id, heartbeat_at=stamp, attempts=run.attempts + 1
         )
-        await events.append(session, run.id, [event])
+        produced.append((run.id, [event]))
         claimed.append(run.id)
+    # One insert and one notify statement for the whole batch.
+    await events.append_many(session, produced)
     return claimed
 
 
