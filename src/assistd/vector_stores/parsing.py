@@ -209,7 +209,7 @@ def _open_zip(data: bytes) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except Exception as exc:  # BadZipFile, NotImplementedError (zip version), OSError, …
+    except Exception as exc:  # BadZipFile, an unsupported zip version, OSError, …
         raise InvalidFileError(f"The file is not a valid ZIP-based Office document: {exc}") from exc
     if len(infos) > MAX_ZIP_ENTRIES:
         raise InvalidFileError(f"The document has too many parts ({len(infos)}).")
