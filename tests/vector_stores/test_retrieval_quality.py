@@ -23,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openai import OpenAI
 
 from assistd.core.config import Settings
@@ -68,7 +69,9 @@ async def _rankings(
     return out
 
 
-def test_hybrid_recall_at_5_beats_each_arm(client: OpenAI, database: Database) -> None:
+def test_hybrid_recall_at_5_beats_each_arm(
+    client: OpenAI, database: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus: dict[str, Any] = json.loads(DATA.read_text())
     passages: list[dict[str, str]] = corpus["passages"]
     questions: list[dict[str, str]] = corpus["questions"]
@@ -109,14 +112,19 @@ def test_hybrid_recall_at_5_beats_each_arm(client: OpenAI, database: Database) -
                 misses[mode].append(question["q"])
         recall[mode] = sum(found) / len(found)
         at_one[mode] = sum(first) / len(first)
-    for mode in MODES:
-        kinds = ", ".join(
-            f"{kind} {sum(hits)}/{len(hits)}" for kind, hits in sorted(by_kind[mode].items())
-        )
-        print(f"recall@{K} {mode:8s} {recall[mode]:.3f}  ({kinds}; recall@1 {at_one[mode]:.3f})")
-    for mode in MODES:
-        for question_text in misses[mode]:
-            print(f"  {mode} missed: {question_text}")
+    # Shown in the test run's output (CI logs), not only on failure.
+    with capsys.disabled():
+        print()
+        for mode in MODES:
+            kinds = ", ".join(
+                f"{kind} {sum(hits)}/{len(hits)}" for kind, hits in sorted(by_kind[mode].items())
+            )
+            print(
+                f"recall@{K} {mode:8s} {recall[mode]:.3f}  ({kinds}; recall@1 {at_one[mode]:.3f})"
+            )
+        for mode in ("hybrid", "vector"):
+            for question_text in misses[mode]:
+                print(f"  {mode} missed: {question_text}")
 
     assert recall["hybrid"] >= max(recall["vector"], recall["keyword"]), recall
     # Fusion matters most for the first hit (identifiers among near-duplicates).
