@@ -24,6 +24,7 @@ from assistd.core.db import (
     make_sessionmaker,
 )
 from assistd.core.errors import InvalidRequestError
+from assistd.core.migrate import head_revisions
 from assistd.core.notify import Listener
 from assistd.engine.executor import build_engine_deps
 from assistd.files.router import router as files_router
@@ -124,6 +125,8 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
             await read_engine.dispose()
             await engine.dispose()
 
+    heads = head_revisions(database_url)
+
     app = FastAPI(
         title="assistd",
         version=__version__,
@@ -148,12 +151,21 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
 
     @app.get("/ready", include_in_schema=False)
     async def ready(request: Request) -> JSONResponse:
-        """Readiness: the database answers."""
+        """Readiness: the database answers and its schema is at the code's migration head."""
         try:
             async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                current = set(await conn.scalars(text("SELECT version_num FROM alembic_version")))
         except Exception as exc:  # any failure means not ready
             return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        if current != heads:
+            return JSONResponse(
+                {
+                    "status": "unavailable",
+                    "detail": "database schema is not at the latest "
+                    f"migration (database {sorted(current)}, code {sorted(heads)})",
+                },
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok", "migration": sorted(heads)})
 
     return app

@@ -10,7 +10,9 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import ServerProcess, own_server, stop_server
+from assistd.core.db import async_url
+from assistd.core.migrate import head_revisions
+from tests.conftest import Database, ServerProcess, own_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +74,12 @@ def test_metrics_count_requests_and_runs(
     assert sample(after, "assistd_backend_request_seconds_count", model="gpt-4o") >= 1
     assert sample(after, "assistd_runs", status="completed") >= 1
     assert "assistd_queue_depth" in after
+
+
+def test_health_and_ready(server: ServerProcess, database: Database) -> None:
+    assert httpx.get(server.base_url + "/health").json() == {"status": "ok"}
+    ready = httpx.get(server.base_url + "/ready")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ok"
+    assert body["migration"] == sorted(head_revisions(async_url(database.url)))
