@@ -13,7 +13,6 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     ColumnElement,
     Float,
-    Text,
     and_,
     bindparam,
     cast,
@@ -128,18 +127,9 @@ async def _keyword(
     depth: int,
     where: ColumnElement[bool] | None,
 ) -> list[int]:
-    """Chunk ids matching any word of the query, most matching words first.
-
-    Questions are full sentences; requiring every word (``websearch_to_tsquery``'s AND) would
-    miss passages that hold the rare identifier but not "what" or "mean". The query's lexemes
-    are OR-ed instead, and ``ts_rank`` orders chunks by how much of it they match.
-    """
-    anded = func.plainto_tsquery(literal_column("'english'"), query_text)
-    tsquery = func.to_tsquery(
-        literal_column("'english'"),
-        func.replace(cast(anded, Text), " & ", " | "),
-    )
-    rank = func.ts_rank(Chunk.tsv, tsquery)
+    """Chunk ids matching the words of the query, best ``ts_rank_cd`` first."""
+    tsquery = func.websearch_to_tsquery(literal_column("'english'"), query_text)
+    rank = func.ts_rank_cd(Chunk.tsv, tsquery)
     stmt = (
         select(Chunk.id)
         .where(Chunk.vector_store_id.in_(store_ids), Chunk.tsv.op("@@")(tsquery))
