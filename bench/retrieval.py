@@ -41,8 +41,8 @@ stores at once (the filter keeps 100%, the same as a store holding everything), 
 store. Each scenario runs the vector-only path (``hybrid=False``) and the hybrid path. The query
 vectors are new points from the topics of the queried stores. The query texts are 3-6
 consecutive words from one of their chunks. A stub embedder hands ``search`` the synthetic
-query vector. The local model's own latency for a short query is reported apart. recall@10 compares the
-vector-only top 10 with the same ``search`` call in a transaction that first runs
+query vector. The local model's own latency for a short query is reported apart. recall@10
+compares the vector-only top 10 with the same ``search`` call in a transaction that first runs
 ``SET LOCAL enable_indexscan = off``, i.e. an exact scan. The plan the HNSW path got is shown
 (from ``EXPLAIN`` of the captured SQL).
 
