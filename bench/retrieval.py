@@ -72,7 +72,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -84,6 +83,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stack import Cleanup, log, sigterm_as_interrupt
 
 F32 = npt.NDArray[np.float32]
 T = TypeVar("T")
@@ -101,48 +103,6 @@ AUTO_STRATEGY = {
 
 
 # ---- plumbing --------------------------------------------------------------------------------
-
-
-def log(msg: str) -> None:
-    """Progress on stderr, so stdout holds only the results."""
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class Cleanup:
-    """A LIFO stack of cleanup callbacks, each run once, errors reported but not raised."""
-
-    def __init__(self) -> None:
-        self._stack: list[tuple[str, Callable[[], None]]] = []
-
-    def push(self, what: str, fn: Callable[[], None]) -> None:
-        self._stack.append((what, fn))
-
-    def run(self) -> None:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            while self._stack:
-                what, fn = self._stack.pop()
-                try:
-                    fn()
-                except Exception as exc:  # keep cleaning the rest
-                    log(f"cleanup of {what} failed: {exc!r}")
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (and SIGHUP) unwind like Ctrl-C, so the cleanup runs."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def start_embedded_postgres(base: Path, cleanup: Cleanup, shared_buffers: str = "") -> str:
