@@ -1,9 +1,10 @@
-"""The ``assistd`` command line: serve, migrate, keys."""
+"""The ``assistd`` command line: serve, worker, migrate, keys, sandbox."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -26,6 +27,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+sandbox_app = typer.Typer(help="The code_interpreter sandbox image.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
 
 T = TypeVar("T")
 
@@ -191,6 +194,35 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (key_…)
         typer.echo(f"no active key with id {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+@sandbox_app.command("build")
+def sandbox_build(
+    base: Annotated[
+        str | None,
+        typer.Option(help="Base image (default: python:3.11-slim-bookworm, or a local one)."),
+    ] = None,
+    local_base: Annotated[
+        bool,
+        typer.Option(
+            "--local-base", help="Make the base from Debian packages (no registry needed)."
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild an existing image.")] = False,
+) -> None:
+    """Build the sandbox image (skipped when it exists), showing the build's progress."""
+    from assistd.sandbox.build import build
+    from assistd.sandbox.containers import SandboxUnavailable
+
+    image = Settings().sandbox.image
+    try:
+        build(image, base=base, local_base=local_base, force=force, say=typer.echo)
+    except (SandboxUnavailable, RuntimeError, OSError) as exc:
+        typer.echo(f"assistd: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except subprocess.CalledProcessError as exc:
+        typer.echo(f"assistd: making the base image failed ({exc})", err=True)
+        raise typer.Exit(1) from exc
 
 
 def main() -> None:

@@ -68,6 +68,33 @@ class ModelSettings(BaseModel):
     timeout_seconds: float = 600.0
 
 
+class SandboxSettings(BaseModel):
+    """The code_interpreter sandbox: one hardened Docker container per thread.
+
+    The Docker engine is found the docker SDK's way (``DOCKER_HOST``, else the local socket).
+    """
+
+    image: str = "assistd-sandbox:latest"
+    """Built by ``assistd sandbox build`` from ``sandbox-image/``."""
+    exec_timeout_seconds: float = 60.0
+    """Per execution; then the kernel is interrupted (the session survives)."""
+    idle_seconds: float = 3600.0
+    """A thread's session is removed after this long without use."""
+    pool_size: int = 1
+    """Pre-started containers (kernel running) handed to threads on their first call."""
+    memory: str = "1g"
+    cpus: float = 1.0
+    pids_limit: int = 128
+    tmp_size: str = "64m"
+    data_size: str = "512m"
+    """Size of /mnt/data (a tmpfs)."""
+    runtime: str | None = None
+    """An alternative OCI runtime such as ``runsc`` (gVisor), if the engine has it."""
+    start_timeout_seconds: float = 90.0
+    max_output_chars: int = 20_000
+    """Tool output text the model sees (the step keeps more)."""
+
+
 KNOWN_DIMENSIONS = {
     "local": 384,
     "openai:text-embedding-3-small": 1536,
@@ -126,6 +153,7 @@ class Settings(BaseSettings):
     models: ModelSettings = ModelSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     limits: LimitSettings = LimitSettings()
+    sandbox: SandboxSettings = SandboxSettings()
 
     @property
     def storage_dir(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,15 @@ IMAGE_TYPES = {
 
 
 @dataclass
+class SandboxFile:
+    """A file the code_interpreter sandbox gets, and where."""
+
+    file_id: str
+    path: str
+    storage_key: str
+
+
+@dataclass
 class RunContext:
     """What a run turn needs, loaded in one transaction."""
 
@@ -37,6 +47,21 @@ class RunContext:
     """file id → data URL for image_file parts."""
     vector_stores: list[tuple[str, str, int]] = field(default_factory=list)
     """(id, embedding model, dimension) of the stores file_search may search."""
+    sandbox_files: list[SandboxFile] = field(default_factory=list)
+    """Files code_interpreter places under /mnt/data."""
+
+    @property
+    def code_interpreter(self) -> bool:
+        """Whether the run has the code_interpreter tool."""
+        return any(tool.get("type") == "code_interpreter" for tool in self.run.tools)
+
+    def sandbox_paths(self) -> dict[str, str]:
+        """/mnt/data path → file id of files the code wrote in this run's earlier calls."""
+        out: dict[str, str] = {}
+        for step in self.steps:
+            for call in step.step_details.get("tool_calls", []):
+                out.update(call.get("_files") or {})
+        return out
 
     @property
     def file_search(self) -> dict[str, Any] | None:
@@ -74,6 +99,8 @@ async def load_context(session: AsyncSession, storage: FileStorage, run_id: str)
     )
     ctx = RunContext(run=run, history=history, steps=steps, own_messages=own)
     ctx.vector_stores = await _vector_stores(session, run)
+    if ctx.code_interpreter:
+        ctx.sandbox_files = await _sandbox_files(session, run, messages)
     wanted = {
         part["image_file"]["file_id"]
         for m in history
@@ -115,6 +142,82 @@ async def _vector_stores(session: AsyncSession, run: Run) -> list[tuple[str, str
         for s in stores
         if s.expires_at is None or s.expires_at > stamp
     ]
+
+
+async def _sandbox_files(
+    session: AsyncSession, run: Run, messages: list[Message]
+) -> list[SandboxFile]:
+    """The assistant's and thread's code_interpreter files and the thread's messages'
+    attachments for code_interpreter, each with its path under /mnt/data (the filename;
+    a clash gets the file id added)."""
+    assistant = await session.get(Assistant, run.assistant_id)
+    thread = await session.get(Thread, run.thread_id)
+    wanted: list[str] = []
+    for owner in (assistant, thread):
+        if owner is not None:
+            ci = (owner.tool_resources or {}).get("code_interpreter") or {}
+            wanted.extend(ci.get("file_ids") or [])
+    for message in messages:
+        for attachment in message.attachments or []:
+            kinds = {t.get("type") for t in attachment.get("tools") or []}
+            if "code_interpreter" in kinds:
+                wanted.append(attachment["file_id"])
+    wanted = list(dict.fromkeys(wanted))
+    if not wanted:
+        return []
+    rows = {
+        f.id: f
+        for f in await session.scalars(
+            select(File).where(File.id.in_(wanted), File.project_id == run.project_id)
+        )
+    }
+    out: list[SandboxFile] = []
+    taken: set[str] = set()
+    for file_id in wanted:
+        row = rows.get(file_id)
+        if row is None:
+            continue  # deleted since it was attached
+        name = posixpath.basename(row.filename.replace("\\", "/")) or file_id
+        if name in (".", "..") or name.startswith("."):
+            name = file_id + name
+        if name in taken:
+            stem, dot, ext = name.rpartition(".")
+            name = f"{stem}-{file_id}.{ext}" if dot and stem else f"{name}-{file_id}"
+        taken.add(name)
+        out.append(SandboxFile(file_id, f"/mnt/data/{name}", row.storage_key))
+    return out
+
+
+CODE_INTERPRETER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "code_interpreter",
+        "description": (
+            "Run Python code in a stateful Jupyter (IPython) kernel and get its output. "
+            "Variables, imports and files persist between calls on this conversation."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {"code": {"type": "string", "description": "The Python code to run."}},
+            "required": ["code"],
+        },
+    },
+}
+
+
+def code_interpreter_note(ctx: RunContext, timeout: float) -> str:
+    """How the sandbox works, and which files are in it."""
+    lines = [
+        "You can run Python with the code_interpreter tool: a stateful Jupyter notebook "
+        f"environment. Each call times out after {timeout:g} seconds. Internet access is "
+        "disabled. The drive at /mnt/data keeps files for this conversation: read the "
+        "user's files there and save files for the user there, then link them in your "
+        "answer as [name](sandbox:/mnt/data/name). Plots you show (matplotlib) are shown "
+        "to the user."
+    ]
+    if ctx.sandbox_files:
+        lines.append("Files in /mnt/data: " + ", ".join(f.path for f in ctx.sandbox_files))
+    return "\n".join(lines)
 
 
 FILE_SEARCH_TOOL = {
@@ -239,6 +342,10 @@ def run_messages(ctx: RunContext) -> list[dict[str, Any]]:
             if c.get("type") == "function":
                 name, arguments = c["function"]["name"], c["function"]["arguments"]
                 output = c["function"].get("output") or ""
+            elif c.get("type") == "code_interpreter":
+                name = "code_interpreter"
+                arguments = json.dumps({"code": c["code_interpreter"].get("input") or ""})
+                output = c.get("_output") or ""
             elif c.get("type") == "file_search":
                 name = "file_search"
                 arguments = json.dumps({"queries": c.get("_queries") or []})
@@ -260,9 +367,11 @@ def run_messages(ctx: RunContext) -> list[dict[str, Any]]:
     return out
 
 
-def system_message(ctx: RunContext) -> list[dict[str, Any]]:
+def system_message(ctx: RunContext, exec_timeout: float = 60.0) -> list[dict[str, Any]]:
     """The instructions (and how to use the built-in tools) as a system message."""
     parts = [ctx.run.instructions] if ctx.run.instructions else []
+    if ctx.code_interpreter:
+        parts.append(code_interpreter_note(ctx, exec_timeout))
     if ctx.file_search is not None:
         parts.append(FILE_SEARCH_NOTE)
     return [{"role": "system", "content": "\n\n".join(parts)}] if parts else []
@@ -272,6 +381,8 @@ def chat_tools(ctx: RunContext) -> list[dict[str, Any]]:
     """The run's tools in chat-completions form (built-in tools become functions)."""
     run = ctx.run
     tools: list[dict[str, Any]] = []
+    if ctx.code_interpreter:
+        tools.append(CODE_INTERPRETER_TOOL)
     if ctx.file_search is not None:
         tools.append(FILE_SEARCH_TOOL)
     for tool in run.tools:

@@ -52,7 +52,8 @@ def _public_details(details: dict[str, Any], with_content: bool) -> dict[str, An
         return details
     out = copy.deepcopy(details)
     for call in out.get("tool_calls", []):
-        call.pop("_queries", None)
+        for key in [k for k in call if k.startswith("_")]:
+            call.pop(key)
         if call.get("type") == "file_search" and not with_content:
             for result in call.get("file_search", {}).get("results", []) or []:
                 result.pop("content", None)

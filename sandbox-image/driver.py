@@ -1,0 +1,302 @@
+"""The sandbox driver: one IPython kernel, driven by JSON lines over stdin/stdout.
+
+It runs inside the sandbox container as its main process. The container has no network, so
+the host talks to it through the container's attached stdin/stdout: one JSON request per
+line in, one JSON response per line out.
+
+Requests::
+
+    {"op": "ping"}
+    {"op": "state"}                                   -> which uploaded files are in place
+    {"op": "put", "file_id": "file-1", "path": "/mnt/data/x.csv", "data": "<base64>"}
+    {"op": "exec", "code": "print(1)", "timeout": 60}
+
+An ``exec`` answers with the text output (``logs``), PNG images (``images``, base64), the
+error if any, whether the time limit was hit or the kernel had to be restarted, and the files
+under /mnt/data that the code created or changed (``files``, base64, up to a size cap).
+
+The driver exits (and the container is removed) when no request arrives for
+``ASSISTD_SANDBOX_IDLE_SECONDS``. This file runs on the image's own Python (Debian's
+jupyter_client), so it uses nothing but the standard library and jupyter_client.
+"""
+
+import base64
+import contextlib
+import json
+import os
+import queue
+import re
+import select
+import shutil
+import signal
+import sys
+import time
+
+from jupyter_client import KernelManager
+
+DATA = "/mnt/data"
+IDLE_SECONDS = float(os.environ.get("ASSISTD_SANDBOX_IDLE_SECONDS", "3600"))
+MAX_FILE_BYTES = int(os.environ.get("ASSISTD_SANDBOX_MAX_FILE_BYTES", str(64 * 1024 * 1024)))
+MAX_FILES_BYTES = int(os.environ.get("ASSISTD_SANDBOX_MAX_FILES_BYTES", str(128 * 1024 * 1024)))
+MAX_LOG_CHARS = 200_000
+INTERRUPT_GRACE = 5.0
+STRAY_LIMIT = 16
+"""More processes than this left behind by code (beyond the kernel) are killed after it ran."""
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+# The protocol owns the original stdin/stdout; everything else that writes to fd 1 or reads
+# fd 0 (the kernel, programs it starts) gets /dev/null or stderr instead.
+_proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+_proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+_null = os.open(os.devnull, os.O_RDWR)
+os.dup2(_null, 0)
+os.dup2(2, 1)
+
+# Run silently in every new kernel: load the usual libraries (without binding names) so the
+# first cell that imports them is quick.
+PRELUDE = """
+import importlib as _il
+for _m in ("numpy", "pandas", "matplotlib.pyplot"):
+    try:
+        _il.import_module(_m)
+    except Exception:
+        pass
+del _il, _m
+"""
+
+uploaded = {}  # file_id -> path written by "put"
+
+
+def send(obj):
+    _proto_out.write(json.dumps(obj).encode() + b"\n")
+
+
+class Kernel:
+    def __init__(self):
+        self.km = None
+        self.kc = None
+        self.start()
+
+    def start(self):
+        self.km = KernelManager(transport="ipc", ip=os.path.join("/tmp", "kernel"))
+        self.km.start_kernel(
+            cwd=DATA,
+            extra_arguments=["--HistoryManager.enabled=False", "--IPKernelApp.matplotlib=inline"],
+            stdin=_null,
+            stdout=_null,
+            stderr=_null,
+        )
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        # The inline backend draws figures at a readable size; nothing shows before code runs.
+        self.quiet(PRELUDE)
+
+    def quiet(self, code):
+        msg_id = self.kc.execute(code, store_history=False, silent=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            ):
+                return
+
+    def stop(self):
+        try:
+            self.kc.stop_channels()
+            self.km.shutdown_kernel(now=True)
+        except Exception:
+            pass
+
+    def restart(self):
+        self.stop()
+        kill_strays()
+        self.start()
+
+    def pid(self):
+        try:
+            return self.km.provisioner.pid  # jupyter_client >= 7
+        except AttributeError:
+            return self.km.kernel.pid
+
+
+def strays(keep=()):
+    mine = {os.getpid(), os.getppid(), 1, *keep}
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) not in mine]
+
+
+def kill_strays(keep=()):
+    """Kill every process of the sandbox but this driver, its parent (init) and ``keep``:
+    what code left behind (a fork bomb's children, background programs)."""
+    for _ in range(3):  # a fork bomb may fork again while we kill
+        found = strays(keep)
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def snapshot():
+    seen = {}
+    for root, dirs, files in os.walk(DATA):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = os.path.join(root, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            seen[path] = (st.st_size, st.st_mtime_ns)
+    return seen
+
+
+def changed_files(before):
+    out, budget = [], MAX_FILES_BYTES
+    for path, (size, mtime) in sorted(snapshot().items()):
+        if before.get(path) == (size, mtime):
+            continue
+        entry = {"path": path, "size": size}
+        if size > MAX_FILE_BYTES or size > budget:
+            entry["skipped"] = "too large"
+        else:
+            try:
+                with open(path, "rb") as fh:
+                    entry["data"] = base64.b64encode(fh.read()).decode()
+                budget -= size
+            except OSError as exc:
+                entry["skipped"] = str(exc)
+        out.append(entry)
+    return out
+
+
+def execute(kernel, code, timeout):
+    before = snapshot()
+    started = time.time()
+    logs, images = [], []
+    error = None
+    timed_out = restarted = died = False
+    msg_id = kernel.kc.execute(code, store_history=True)
+    deadline = started + timeout
+    while True:
+        try:
+            msg = kernel.kc.get_iopub_msg(timeout=min(0.5, max(0.01, deadline - time.time())))
+        except queue.Empty:
+            if not kernel.km.is_alive():
+                died = True
+                kernel.restart()
+                break
+            if time.time() < deadline:
+                continue
+            if not timed_out:
+                timed_out = True
+                kill_strays(keep=(kernel.pid(),))
+                kernel.km.interrupt_kernel()
+                deadline = time.time() + INTERRUPT_GRACE
+                continue
+            restarted = True  # the interrupt did not stop it
+            kernel.restart()
+            break
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            logs.append(content.get("text", ""))
+        elif kind in ("execute_result", "display_data"):
+            data = content.get("data", {})
+            if "image/png" in data:
+                images.append(data["image/png"])
+            elif "text/plain" in data:
+                logs.append(data["text/plain"] + "\n")
+        elif kind == "error":
+            trace = ANSI.sub("", "\n".join(content.get("traceback", [])))
+            error = {"name": content.get("ename", ""), "value": content.get("evalue", "")}
+            logs.append(trace + "\n" if trace else f"{error['name']}: {error['value']}\n")
+        elif kind == "status" and content.get("execution_state") == "idle":
+            break
+    if timed_out or len(strays((kernel.pid(),))) >= STRAY_LIMIT:
+        kill_strays(keep=(kernel.pid(),))
+    text = "".join(logs)
+    if len(text) > MAX_LOG_CHARS:
+        text = text[: MAX_LOG_CHARS // 2] + "\n...\n" + text[-MAX_LOG_CHARS // 2 :]
+    if timed_out and not restarted and error is None:
+        # Killed strays may have ended the code before the interrupt landed.
+        error = {"name": "TimeoutError", "value": "interrupted"}
+    return {
+        "ok": True,
+        "logs": text,
+        "images": images,
+        "error": error,
+        "timed_out": timed_out,
+        "restarted": restarted,
+        "kernel_died": died,
+        "files": changed_files(before),
+        "ms": round((time.time() - started) * 1000, 1),
+    }
+
+
+def put(request):
+    path = os.path.normpath(request["path"])
+    if not path.startswith(DATA + "/"):
+        return {"ok": False, "error": "path outside " + DATA}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(base64.b64decode(request["data"]))
+    uploaded[request["file_id"]] = path
+    return {"ok": True, "path": path}
+
+
+def main():
+    t0 = time.time()
+    cache = os.environ.get("MPLCONFIGDIR")
+    if cache and os.path.isdir("/opt/assistd/mpl"):
+        shutil.copytree("/opt/assistd/mpl", cache, dirs_exist_ok=True)
+    kernel = Kernel()
+    send({"ready": True, "kernel_start_ms": round((time.time() - t0) * 1000, 1)})
+    buffered = b""
+    while True:
+        if b"\n" not in buffered:
+            ready, _, _ = select.select([_proto_in], [], [], IDLE_SECONDS)
+            if not ready:
+                break  # idle for too long: the container ends and is removed
+            chunk = _proto_in.read(1 << 20)
+            if not chunk:
+                break
+            buffered += chunk
+            continue
+        line, buffered = buffered.split(b"\n", 1)
+        if not line.strip():
+            continue
+        request = {}
+        try:
+            request = json.loads(line)
+            op = request.get("op")
+            if op == "exec":
+                reply = execute(kernel, request["code"], float(request.get("timeout", 60)))
+            elif op == "put":
+                reply = put(request)
+            elif op == "state":
+                reply = {"ok": True, "files": uploaded}
+            elif op == "ping":
+                reply = {"ok": True, "alive": kernel.km.is_alive()}
+            else:
+                reply = {"ok": False, "error": f"unknown op {op!r}"}
+        except Exception as exc:  # report, keep serving
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        if isinstance(request, dict) and "id" in request:
+            reply["id"] = request["id"]
+        send(reply)
+    kernel.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Sandbox sessions: one container per thread, a warm pool, files in and out.
+
+A thread's first code_interpreter call takes a pre-started container from the warm pool (or
+starts one) and names it after the thread; later calls, from any worker process, find it by
+that name. The driver in the container removes it after ``idle_seconds`` without a request;
+``close()`` removes the containers this process started or claimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistd.core.config import SandboxSettings
+from assistd.sandbox.containers import Containers, SandboxGone, SandboxUnavailable, session_name
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 30.0
+"""How long the pool waits after failing to start a container."""
+
+
+@dataclass
+class InputFile:
+    """A file to place under /mnt/data before code runs."""
+
+    file_id: str
+    path: str
+    read: Callable[[], Awaitable[bytes]]
+
+
+@dataclass
+class OutputFile:
+    """A file under /mnt/data that the code created or changed."""
+
+    path: str
+    data: bytes | None
+    skipped: str | None = None
+    """Why the bytes did not come back (too large)."""
+
+
+@dataclass
+class Execution:
+    """What one execution produced."""
+
+    logs: str = ""
+    images: list[bytes] = field(default_factory=list)
+    files: list[OutputFile] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    timed_out: bool = False
+    notices: list[str] = field(default_factory=list)
+    """What happened to the session (time limit, kernel restarted, sandbox replaced)."""
+
+
+class SandboxManager:
+    """Runs code for threads in their sandbox sessions."""
+
+    def __init__(self, settings: SandboxSettings, containers: Containers | None = None) -> None:
+        self.settings = settings
+        self.containers = containers or Containers(settings)
+        self._pool: list[str] = []
+        self._known: dict[str, str] = {}
+        """thread id → container id, as last seen by this process."""
+        self._owned: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._refill = asyncio.Event()
+        self._pool_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ---- process lifecycle ----------------------------------------------------------------
+
+    def start_pool(self) -> None:
+        """Keep ``pool_size`` warm containers ready in the background."""
+        if self.settings.pool_size > 0 and self._pool_task is None:
+            self._refill.set()
+            self._pool_task = asyncio.create_task(self._fill_pool(), name="sandbox-pool")
+
+    async def _fill_pool(self) -> None:
+        while not self._closed:
+            await self._refill.wait()
+            self._refill.clear()
+            while len(self._pool) < self.settings.pool_size and not self._closed:
+                name = self.containers.new_pool_name()
+                try:
+                    container_id = await asyncio.to_thread(self.containers.start, name, "pool")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("sandbox pool: cannot start a container: %s", exc)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                self._owned.add(container_id)
+                if self._closed:
+                    await asyncio.to_thread(self.containers.remove, container_id)
+                    return
+                self._pool.append(container_id)
+
+    async def close(self) -> None:
+        """Stop the pool and remove every container this process started or claimed."""
+        self._closed = True
+        if self._pool_task is not None:
+            self._pool_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pool_task
+        owned, self._owned, self._pool = list(self._owned), set(), []
+        self._known.clear()
+        await asyncio.gather(
+            *(asyncio.to_thread(self.containers.remove, c) for c in owned),
+            return_exceptions=True,
+        )
+
+    # ---- sessions -------------------------------------------------------------------------
+
+    async def _acquire(self, thread_id: str) -> str:
+        """A running container named for the thread: found, claimed from the pool, or new."""
+        name = session_name(thread_id)
+        while self._pool:
+            container_id = self._pool.pop(0)
+            self._refill.set()
+            try:
+                claimed = await asyncio.to_thread(self.containers.claim, container_id, name)
+            except Exception:
+                self._owned.discard(container_id)
+                continue  # it idled out or died: try the next one
+            if claimed:
+                return container_id
+            self._pool.append(container_id)  # another process made the session meanwhile
+            found = await asyncio.to_thread(self.containers.find, name)
+            if found:
+                return found
+        try:
+            container_id = await asyncio.to_thread(self.containers.start, name, "session")
+        except SandboxGone:
+            raise
+        except SandboxUnavailable:
+            raise
+        except Exception:
+            found = await asyncio.to_thread(self.containers.find, name)
+            if found is None:
+                raise
+            return found
+        self._owned.add(container_id)
+        return container_id
+
+    async def _session(self, thread_id: str) -> str:
+        known = self._known.get(thread_id)
+        if known is not None:
+            return known
+        container_id = await asyncio.to_thread(self.containers.find, session_name(thread_id))
+        if container_id is None:
+            container_id = await self._acquire(thread_id)
+        self._known[thread_id] = container_id
+        return container_id
+
+    async def _request(
+        self, container_id: str, payload: dict[str, Any], deadline: float
+    ) -> dict[str, Any]:
+        """One request; ``deadline`` is how long to wait for the answer (in the thread)."""
+        answer = await asyncio.to_thread(self.containers.request, container_id, payload, deadline)
+        if not answer.get("ok", False):
+            raise SandboxGone(str(answer.get("error", "the sandbox refused the request")))
+        return answer
+
+    async def _sync_files(self, container_id: str, files: list[InputFile]) -> None:
+        if not files:
+            return
+        state = await self._request(container_id, {"op": "state"}, 30)
+        present: dict[str, str] = state.get("files") or {}
+        for f in files:
+            if present.get(f.file_id) == f.path:
+                continue
+            data = base64.b64encode(await f.read()).decode()
+            await self._request(
+                container_id,
+                {"op": "put", "file_id": f.file_id, "path": f.path, "data": data},
+                120,
+            )
+
+    async def execute(self, thread_id: str, code: str, files: list[InputFile]) -> Execution:
+        """Run ``code`` in the thread's session, after placing ``files`` under /mnt/data."""
+        lock = self._locks.setdefault(thread_id, asyncio.Lock())
+        async with lock:
+            container_id = await self._session(thread_id)
+            try:
+                await self._sync_files(container_id, files)
+                timeout = self.settings.exec_timeout_seconds
+                answer = await self._request(
+                    container_id,
+                    {"op": "exec", "code": code, "timeout": timeout},
+                    timeout + 30 + self.settings.start_timeout_seconds,
+                )
+            except (SandboxGone, TimeoutError) as exc:
+                log.warning("sandbox of thread %s lost: %s", thread_id, exc, exc_info=True)
+                return await self._replace(thread_id, container_id, files, exc)
+            return _execution(answer, self.settings)
+
+    async def _replace(
+        self, thread_id: str, container_id: str, files: list[InputFile], cause: Exception
+    ) -> Execution:
+        """The container died or hung: remove it, start a fresh session, say so."""
+        self._known.pop(thread_id, None)
+        self._owned.discard(container_id)
+        await asyncio.to_thread(self.containers.remove, container_id)
+        what = (
+            "did not respond and was stopped"
+            if isinstance(cause, TimeoutError)
+            else "stopped unexpectedly (it may have run out of memory)"
+        )
+        notice = (
+            f"The sandbox {what} while running this code. A new sandbox was started: "
+            "variables and imports from earlier calls are gone; the input files were "
+            "placed in /mnt/data again, files the code had written there are gone."
+        )
+        with contextlib.suppress(Exception):
+            fresh = await self._session(thread_id)
+            await self._sync_files(fresh, files)
+        return Execution(error={"name": "SandboxError", "value": what}, notices=[notice])
+
+    async def drop(self, thread_id: str) -> None:
+        """Remove a thread's session (the thread was deleted)."""
+        container_id = self._known.pop(thread_id, None)
+        if container_id is None:
+            container_id = await asyncio.to_thread(self.containers.find, session_name(thread_id))
+        if container_id is not None:
+            self._owned.discard(container_id)
+            await asyncio.to_thread(self.containers.remove, container_id)
+
+
+def _execution(answer: dict[str, Any], settings: SandboxSettings) -> Execution:
+    result = Execution(
+        logs=str(answer.get("logs") or ""),
+        images=[base64.b64decode(i) for i in answer.get("images") or []],
+        files=[
+            OutputFile(
+                path=str(f["path"]),
+                data=base64.b64decode(f["data"]) if "data" in f else None,
+                skipped=f.get("skipped"),
+            )
+            for f in answer.get("files") or []
+        ],
+        error=answer.get("error"),
+        timed_out=bool(answer.get("timed_out")),
+    )
+    limit = int(settings.exec_timeout_seconds)
+    if answer.get("kernel_died"):
+        result.notices.append(
+            "The Python kernel died while running this code (it may have run out of memory; "
+            f"the sandbox has {settings.memory} of memory). It was restarted: variables and "
+            "imports are gone, files in /mnt/data are kept."
+        )
+        result.error = result.error or {"name": "KernelDied", "value": "the kernel died"}
+    elif answer.get("restarted"):
+        result.notices.append(
+            f"The code ran longer than the {limit} s time limit and did not stop when "
+            "interrupted, so the Python kernel was restarted: variables and imports are gone, "
+            "files in /mnt/data are kept."
+        )
+    elif result.timed_out:
+        result.notices.append(
+            f"The code ran longer than the {limit} s time limit and was interrupted. The "
+            "session is still running with its variables."
+        )
+    return result
