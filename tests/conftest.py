@@ -180,6 +180,11 @@ def server_env(
         "ASSISTD_WORKER__POLL_SECONDS": "0.5",
         "ASSISTD_MODELS__MAX_RETRIES": "2",
         "ASSISTD_MODELS__MODELS_FILE": str(models_file),
+        # code_interpreter: short time limit and memory for the hostile-code tests; no warm
+        # pool but in the session worker (each server would otherwise start one).
+        "ASSISTD_SANDBOX__EXEC_TIMEOUT_SECONDS": "5",
+        "ASSISTD_SANDBOX__MEMORY": "512m",
+        "ASSISTD_SANDBOX__POOL_SIZE": "0",
         "OPENAI_BASE_URL": chat.base_url,
         "OPENAI_API_KEY": "sk-scripted",
     }
@@ -199,7 +204,10 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
 @pytest.fixture(scope="session")
 def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     """A worker process of its own, beside the API server (which runs none)."""
-    proc = start_worker(server_env, Path(server_env["ASSISTD_DATA_DIR"]) / "worker.log")
+    proc = start_worker(
+        {**server_env, "ASSISTD_SANDBOX__POOL_SIZE": "1"},
+        Path(server_env["ASSISTD_DATA_DIR"]) / "worker.log",
+    )
     yield proc
     proc.terminate()
     try:

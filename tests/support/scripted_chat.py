@@ -10,12 +10,14 @@ interfere:
       #script {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
                "after_tools": "It is {output0} in Paris."}
       #script {"fail": {"key": "k1", "times": 1, "status": 429}, "reply": "ok"}
+      #script {"steps": [{"tool_calls": [...]}, {"tool_calls": [...]}, {"reply": "{output0}"}]}
 
   ``reply`` is streamed word by word (each word a delta, ``delay_ms`` apart). When the last
   message is a tool result, ``after_tools`` is streamed instead, with ``{output0}``,
   ``{output1}``… replaced by the submitted outputs. ``fail`` answers the first ``times``
   requests carrying ``key`` with ``status`` (429 has ``retry-after-ms: 10``). ``first_delay_ms``
-  waits before the first chunk.
+  waits before the first chunk. ``steps`` scripts several tool rounds in one run: step *n* answers
+  after *n* rounds of tool calls since the last user message.
 * Without a script the model answers ``You said: <last user text>``.
 
 Every request is recorded (``server.requests``) so tests can assert what assistd sent.
@@ -136,6 +138,10 @@ class ScriptedChat:
         self, body: dict[str, Any], messages: list[dict[str, Any]], script: dict[str, Any]
     ) -> dict[str, Any]:
         last = messages[-1] if messages else {}
+        if "steps" in script:
+            script = self._step(messages, script["steps"])
+            if last.get("role") == "tool" and "tool_calls" in script:
+                last = {}  # this step calls tools again instead of answering
         tool_calls = script.get("tool_calls")
         if last.get("role") == "tool":
             outputs = []
@@ -174,6 +180,23 @@ class ScriptedChat:
                 "total_tokens": prompt_tokens + len(words) + 10 * len(tool_calls or []),
             },
         }
+
+    @staticmethod
+    def _step(messages: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict[str, Any]:
+        """The step of a multi-turn script: one per tool round since the last user message.
+
+        A step is ``{"tool_calls": [...]}`` or ``{"reply": "..."}``; a reply may use
+        ``{output0}``… for the outputs of the tool round before it."""
+        rounds = 0
+        for message in reversed(messages):
+            if message.get("role") == "user":
+                break
+            if message.get("role") == "assistant" and message.get("tool_calls"):
+                rounds += 1
+        step = dict(steps[min(rounds, len(steps) - 1)])
+        if "reply" in step:
+            step.setdefault("after_tools", step["reply"])
+        return step
 
     def _whole(self, body: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(plan["words"])}

@@ -7,7 +7,7 @@ are read at scrape time, so every API process reports them whichever process ran
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "assistd_http_requests_total",
@@ -41,4 +41,14 @@ BACKEND_ERRORS = Counter(
 )
 INGESTED_FILES = Counter(
     "assistd_ingested_files_total", "Files ingested into vector stores by outcome.", ["status"]
+)
+SANDBOX_EXECUTIONS = Counter(
+    "assistd_sandbox_executions_total",
+    "code_interpreter executions by outcome (ok, error, timed_out, sandbox_replaced, unavailable).",
+    ["outcome"],
+)
+SANDBOX_SESSIONS = Gauge(
+    "assistd_sandbox_sessions",
+    "Sandbox containers this process holds, by role (session or warm pool).",
+    ["role"],
 )

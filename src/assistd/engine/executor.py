@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import io
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from assistd.core.config import Settings
 from assistd.core.db import transaction
 from assistd.engine import citations, prompt
 from assistd.engine.sink import Event, LostOwnership, RunSink
+from assistd.files import service as files_service
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
 from assistd.llm.chat import (
@@ -40,6 +44,8 @@ from assistd.models import Message, RunStep
 from assistd.runs import lifecycle
 from assistd.runs.status import transition
 from assistd.runs.wire import step_data
+from assistd.sandbox.containers import SandboxUnavailable
+from assistd.sandbox.manager import Execution, InputFile, SandboxManager
 from assistd.vector_stores import search
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,8 @@ class EngineDeps:
     settings: Settings
     embedders: Callable[[str], Embedder]
     """Embedder by model name (a vector store keeps the model it was created with)."""
+    sandbox: SandboxManager | None = None
+    """Runs code_interpreter calls (None: the tool is not available)."""
 
 
 def _lost(exc: BaseException) -> bool:
@@ -93,6 +101,68 @@ def _last_user_text(ctx: prompt.RunContext) -> list[str]:
     return []
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
+
+
+def _partial_code(arguments: str) -> str:
+    """The ``code`` string decoded from JSON arguments that may still be arriving."""
+    match = re.search(r'"code"\s*:\s*"', arguments)
+    if match is None:
+        return ""
+    raw, out, i = arguments[match.end() :], [], 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == '"':
+            break
+        if ch == "\\":
+            if i + 1 >= len(raw):
+                break
+            nxt = raw[i + 1]
+            if nxt == "u":
+                if i + 6 > len(raw):
+                    break
+                with contextlib.suppress(ValueError):
+                    out.append(chr(int(raw[i + 2 : i + 6], 16)))
+                i += 6
+                continue
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _code(arguments: str) -> str:
+    """The code the model passed to code_interpreter (JSON ``{"code": ...}`` or bare code)."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        stripped = arguments.strip()
+        return _partial_code(arguments) if stripped.startswith("{") else stripped
+    if isinstance(parsed, dict):
+        return str(parsed.get("code") or parsed.get("input") or "")
+    return str(parsed)
+
+
+def _clip(text: str, limit: int) -> str:
+    """Head and tail of ``text`` when it is longer than ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n… [{len(text) - limit} characters cut] …\n{text[-half:]}"
+
+
+def _outcome(result: Execution) -> str:
+    """How an execution ended (a metrics label)."""
+    if result.notices and result.error and result.error.get("name") == "SandboxError":
+        return "sandbox_replaced"
+    if result.timed_out:
+        return "timed_out"
+    return "error" if result.error else "ok"
+
+
 def build_engine_deps(
     settings: Settings,
     maker: async_sessionmaker[AsyncSession],
@@ -106,7 +176,12 @@ def build_engine_deps(
         timeout=settings.models.timeout_seconds,
     )
     return EngineDeps(
-        maker=maker, router=router, storage=storage, settings=settings, embedders=embedders
+        maker=maker,
+        router=router,
+        storage=storage,
+        settings=settings,
+        embedders=embedders,
+        sandbox=SandboxManager(settings.sandbox),
     )
 
 
@@ -117,7 +192,22 @@ class _OpenMessage:
     created_at: int
     text: str = ""
     refusal: str = ""
+    images: list[str] = field(default_factory=list)
+    """image_file ids shown before the text (plots from code_interpreter)."""
     saved_at: float = field(default_factory=time.monotonic)
+
+    def content(self, annotations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = [
+            {"type": "image_file", "image_file": {"file_id": f, "detail": "auto"}}
+            for f in self.images
+        ]
+        if self.text or not self.refusal:
+            parts.append(
+                {"type": "text", "text": {"value": self.text, "annotations": annotations or []}}
+            )
+        if self.refusal:
+            parts.append({"type": "refusal", "refusal": self.refusal})
+        return parts
 
 
 @dataclass
@@ -130,9 +220,25 @@ class _ToolCall:
     results: list[dict[str, Any]] = field(default_factory=list)
     ranking: dict[str, Any] = field(default_factory=dict)
     queries: list[str] = field(default_factory=list)
+    index: int = 0
+    streamed: int = 0
+    """Characters of code_interpreter input already sent as deltas."""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    model_output: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    """/mnt/data path → file id of what the code wrote."""
 
     def wire(self) -> dict[str, Any]:
         """The tool call as the step stores it."""
+        if self.kind == "code_interpreter":
+            return {
+                "id": self.id,
+                "type": "code_interpreter",
+                "code_interpreter": {"input": _code(self.arguments), "outputs": self.outputs},
+                # Not on the wire (stripped): what the model saw, and the files written.
+                "_output": self.model_output,
+                "_files": self.files,
+            }
         if self.kind == "file_search":
             return {
                 "id": self.id,
@@ -189,6 +295,8 @@ class RunExecutor:
         self._prompt_tokens_used = 0
         self._builtin: set[str] = set()
         self._citations: dict[tuple[int, int], citations.Source] = {}
+        self._pending_images: list[str] = []
+        self._sandbox_paths: dict[str, str] = {}
         self.abort_error: dict[str, Any] | None = None
         self.outcome = "lost"
         """How this executor left the run (for metrics)."""
@@ -265,8 +373,12 @@ class RunExecutor:
                     return
                 builtin = [c for c in result.function_calls if c.kind != "function"]
                 functions = [c for c in result.function_calls if c.kind == "function"]
-                if builtin:
-                    await self._run_file_search(ctx, builtin)
+                searches = [c for c in builtin if c.kind == "file_search"]
+                if searches:
+                    await self._run_file_search(ctx, searches)
+                code_calls = [c for c in builtin if c.kind == "code_interpreter"]
+                if code_calls and self._tool_step is not None:
+                    await self._run_code(ctx, self._tool_step, code_calls)
                 if self._tool_step is not None:
                     step = self._tool_step
                     await self.sink.apply(
@@ -292,8 +404,136 @@ class RunExecutor:
         async with transaction(self.deps.maker) as session:
             ctx = await prompt.load_context(session, self.deps.storage, self.run_id)
         self._builtin = {"file_search"} if ctx.file_search is not None else set()
+        if ctx.code_interpreter:
+            self._builtin.add("code_interpreter")
         self._citations = citations.lookup(ctx.search_calls())
+        self._sandbox_paths = ctx.sandbox_paths()
         return ctx
+
+    async def _run_code(
+        self, ctx: prompt.RunContext, step: _OpenToolStep, calls: list[_ToolCall]
+    ) -> None:
+        """Execute the model's code_interpreter calls in the thread's sandbox, in order."""
+        sandbox = self.deps.sandbox
+        if sandbox is None:
+            raise BackendError("server_error", "code_interpreter is not available on this server.")
+        files = [
+            InputFile(f.file_id, f.path, functools.partial(self.deps.storage.read, f.storage_key))
+            for f in ctx.sandbox_files
+        ]
+        limit = self.deps.settings.sandbox.max_output_chars
+        for call in calls:
+            code = _code(call.arguments)
+            self._send_code_input(step, call, code)
+            try:
+                result = await sandbox.execute(self.thread_id, code, files)
+            except SandboxUnavailable as exc:
+                metrics.SANDBOX_EXECUTIONS.labels("unavailable").inc()
+                raise BackendError(
+                    "server_error", f"code_interpreter is not available: {exc}"
+                ) from exc
+            metrics.SANDBOX_EXECUTIONS.labels(_outcome(result)).inc()
+            images, written = await self._store_outputs(call, result)
+            logs_text = result.logs + "".join(f"\n[{n}]" for n in result.notices)
+            call.outputs = []
+            if logs_text.strip() or not images:
+                call.outputs.append({"type": "logs", "logs": _clip(logs_text, 10 * limit)})
+            call.outputs += [{"type": "image", "image": {"file_id": f}} for f in images]
+            self._pending_images += images
+            # What the model sees: the output, what was shown and written, and what happened.
+            seen = [_clip(result.logs, limit)] if result.logs.strip() else []
+            seen += ["[a plot was shown to the user]" for _ in images]
+            for path, size in written:
+                seen.append(f"[file written: {path} ({size} bytes)]")
+            seen += [f"[{n}]" for n in result.notices]
+            call.model_output = "\n".join(seen) or "(no output)"
+            self.sink.event(
+                "thread.run.step.delta",
+                {
+                    "id": step.step_id,
+                    "object": "thread.run.step.delta",
+                    "delta": {
+                        "step_details": {
+                            "type": "tool_calls",
+                            "tool_calls": [
+                                {
+                                    "index": call.index,
+                                    "type": "code_interpreter",
+                                    "code_interpreter": {
+                                        "outputs": [
+                                            {"index": i, **o} for i, o in enumerate(call.outputs)
+                                        ]
+                                    },
+                                }
+                            ],
+                        }
+                    },
+                },
+            )
+
+    def _send_code_input(self, step: _OpenToolStep, call: _ToolCall, code: str) -> None:
+        """Stream the part of the code not yet sent as an input delta."""
+        if len(code) <= call.streamed:
+            return
+        piece, call.streamed = code[call.streamed :], len(code)
+        self.sink.event(
+            "thread.run.step.delta",
+            {
+                "id": step.step_id,
+                "object": "thread.run.step.delta",
+                "delta": {
+                    "step_details": {
+                        "type": "tool_calls",
+                        "tool_calls": [
+                            {
+                                "index": call.index,
+                                "type": "code_interpreter",
+                                "code_interpreter": {"input": piece},
+                            }
+                        ],
+                    }
+                },
+            },
+        )
+
+    async def _store_outputs(
+        self, call: _ToolCall, result: Execution
+    ) -> tuple[list[str], list[tuple[str, int]]]:
+        """Keep plots and written files as Files (purpose ``assistants_output``)."""
+        images: list[str] = []
+        written: list[tuple[str, int]] = []
+        max_bytes = self.deps.settings.limits.max_upload_bytes
+        async with transaction(self.deps.maker) as session:
+            for n, png in enumerate(result.images):
+                row = await files_service.create(
+                    session,
+                    self.deps.storage,
+                    self.project_id,
+                    filename=f"{call.id}_{n}.png",
+                    purpose="assistants_output",
+                    source=io.BytesIO(png),
+                    max_bytes=max_bytes,
+                )
+                images.append(row.id)
+            for out in result.files:
+                if out.data is None:
+                    result.notices.append(
+                        f"{out.path} ({out.skipped or 'not returned'}) was not kept as a file."
+                    )
+                    continue
+                row = await files_service.create(
+                    session,
+                    self.deps.storage,
+                    self.project_id,
+                    filename=out.path,
+                    purpose="assistants_output",
+                    source=io.BytesIO(out.data),
+                    max_bytes=max_bytes,
+                )
+                call.files[out.path] = row.id
+                self._sandbox_paths[out.path] = row.id
+                written.append((out.path, len(out.data)))
+        return images, written
 
     async def _run_file_search(self, ctx: prompt.RunContext, calls: list[_ToolCall]) -> None:
         """Execute the model's file_search calls over the run's vector stores."""
@@ -351,7 +591,7 @@ class RunExecutor:
             prompt_left = run.max_prompt_tokens - used_prompt - self._prompt_tokens_used
             budget = min(budget, prompt_left)
         messages, prompt_tokens = prompt.fit(
-            prompt.system_message(ctx),
+            prompt.system_message(ctx, self.deps.settings.sandbox.exec_timeout_seconds),
             prompt.history_messages(ctx),
             prompt.run_messages(ctx),
             budget,
@@ -407,7 +647,9 @@ class RunExecutor:
                 message_id=ids.new_id(ids.MESSAGE),
                 step_id=ids.new_id(ids.STEP),
                 created_at=now(),
+                images=self._pending_images,
             )
+            self._pending_images = []
             self.sink.later(self._open_message_op(self._message))
         msg = self._message
         if text:
@@ -416,7 +658,7 @@ class RunExecutor:
                 # Keep the stored message close to what was streamed, so a run that dies
                 # (and is reaped) still shows the text it had written.
                 msg.saved_at = time.monotonic()
-                self.sink.later(self._save_text_op(msg.message_id, msg.text))
+                self.sink.later(self._save_text_op(msg.message_id, msg.content()))
             self.sink.event(
                 "thread.message.delta",
                 {
@@ -424,13 +666,17 @@ class RunExecutor:
                     "object": "thread.message.delta",
                     "delta": {
                         "content": [
-                            {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}
+                            {
+                                "index": len(msg.images),
+                                "type": "text",
+                                "text": {"value": text, "annotations": []},
+                            }
                         ]
                     },
                 },
             )
         if refusal:
-            index = 1 if msg.text else 0
+            index = len(msg.images) + (1 if msg.text else 0)
             msg.refusal += refusal
             self.sink.event(
                 "thread.message.delta",
@@ -441,10 +687,10 @@ class RunExecutor:
                 },
             )
 
-    def _save_text_op(self, message_id: str, text: str) -> Any:
+    def _save_text_op(self, message_id: str, content: list[dict[str, Any]]) -> Any:
         async def op(session: AsyncSession) -> list[Event]:
             message = await session.get_one(Message, message_id)
-            message.content = [{"type": "text", "text": {"value": text, "annotations": []}}]
+            message.content = content
             return []
 
         return op
@@ -465,17 +711,21 @@ class RunExecutor:
         step = self._tool_step
         call = step.calls.get(index)
         if call is None:
-            call = _ToolCall(id=call_id or ids.new_id(ids.CALL), name=name or "")
+            call = _ToolCall(id=call_id or ids.new_id(ids.CALL), name=name or "", index=index)
             call.arguments = arguments
             step.calls[index] = call
             if call.name in self._builtin:
-                # Built-in tools show as themselves; their arguments are ours, not streamed.
+                # Built-in tools show as themselves; their arguments are ours, not streamed
+                # (but code_interpreter's input is, as the model writes it).
                 call.kind = call.name
+                body: dict[str, Any] = (
+                    {"input": "", "outputs": []} if call.kind == "code_interpreter" else {}
+                )
                 entry: dict[str, Any] = {
                     "index": index,
                     "id": call.id,
                     "type": call.kind,
-                    call.kind: {},
+                    call.kind: body,
                 }
             else:
                 entry = {
@@ -488,6 +738,9 @@ class RunExecutor:
             if name and not call.name:
                 call.name = name
             call.arguments += arguments
+            if call.kind == "code_interpreter" and arguments:
+                self._send_code_input(step, call, _partial_code(call.arguments))
+                return
             if not arguments or call.kind != "function":
                 return
             entry = {"index": index, "type": "function", "function": {"arguments": arguments}}
@@ -499,6 +752,8 @@ class RunExecutor:
                 "delta": {"step_details": {"type": "tool_calls", "tool_calls": [entry]}},
             },
         )
+        if call.kind == "code_interpreter" and call.arguments:
+            self._send_code_input(step, call, _partial_code(call.arguments))
 
     # ---- database operations (run inside the sink, in order) ------------------------------
 
@@ -555,12 +810,19 @@ class RunExecutor:
             await session.flush()
             step_wire = step_data(step, self.include)
             message_wire = message_to_wire(message).model_dump(mode="json")
-            return [
+            events: list[Event] = [
                 ("thread.run.step.created", step_wire),
                 ("thread.run.step.in_progress", step_wire),
                 ("thread.message.created", message_wire),
                 ("thread.message.in_progress", message_wire),
             ]
+            if msg.images:
+                parts = [
+                    {"index": i, **part} for i, part in enumerate(msg.content()[: len(msg.images)])
+                ]
+                delta = {"id": msg.message_id, "object": "thread.message.delta"}
+                events.append(("thread.message.delta", {**delta, "delta": {"content": parts}}))
+            return events
 
         return op
 
@@ -570,14 +832,10 @@ class RunExecutor:
         async def op(session: AsyncSession) -> list[Event]:
             message = await session.get_one(Message, msg.message_id)
             step = await session.get_one(RunStep, msg.step_id)
-            content: list[dict[str, Any]] = []
-            if msg.text or not msg.refusal:
-                notes = citations.annotate(msg.text, self._citations)
-                content.append({"type": "text", "text": {"value": msg.text, "annotations": notes}})
-            if msg.refusal:
-                content.append({"type": "refusal", "refusal": msg.refusal})
+            notes = citations.annotate(msg.text, self._citations) + self._file_paths(msg.text)
+            notes.sort(key=lambda n: int(n["start_index"]))
             stamp = now()
-            message.content = content
+            message.content = msg.content(notes)
             if incomplete_reason:
                 message.status = "incomplete"
                 message.incomplete_at = stamp
@@ -597,6 +855,27 @@ class RunExecutor:
             ]
 
         return op
+
+    def _file_paths(self, text: str) -> list[dict[str, Any]]:
+        """``file_path`` annotations for ``sandbox:/mnt/data/...`` links to files the code
+        wrote."""
+        notes: list[dict[str, Any]] = []
+        for match in SANDBOX_LINK.finditer(text):
+            path = match.group(1).rstrip(".,;:")
+            file_id = self._sandbox_paths.get(path)
+            if file_id is None:
+                continue
+            end = match.start() + len("sandbox:") + len(path)
+            notes.append(
+                {
+                    "type": "file_path",
+                    "text": text[match.start() : end],
+                    "start_index": match.start(),
+                    "end_index": end,
+                    "file_path": {"file_id": file_id},
+                }
+            )
+        return notes
 
     def _open_tool_step_op(self, open_step: _OpenToolStep) -> Any:
         async def op(session: AsyncSession) -> list[Event]:
@@ -688,9 +967,7 @@ class RunExecutor:
             if partial is not None:
                 message = await session.get(Message, partial.message_id)
                 if message is not None and message.status == "in_progress":
-                    message.content = [
-                        {"type": "text", "text": {"value": partial.text, "annotations": []}}
-                    ]
+                    message.content = partial.content()
             run = await lifecycle.lock_run(session, self.run_id)
             if run.status not in ("in_progress", "cancelling"):
                 return []  # someone else (the reaper) already ended it

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistd.core import metrics
 from assistd.core.config import SandboxSettings
 from assistd.sandbox.containers import Containers, SandboxGone, SandboxUnavailable, session_name
 
@@ -57,6 +58,11 @@ class Execution:
     """What happened to the session (time limit, kernel restarted, sandbox replaced)."""
 
 
+def _gauge(manager: SandboxManager) -> None:
+    metrics.SANDBOX_SESSIONS.labels("pool").set(len(manager._pool))
+    metrics.SANDBOX_SESSIONS.labels("session").set(len(manager._owned) - len(manager._pool))
+
+
 class SandboxManager:
     """Runs code for threads in their sandbox sessions."""
 
@@ -90,6 +96,12 @@ class SandboxManager:
                     container_id = await asyncio.to_thread(self.containers.start, name, "pool")
                 except asyncio.CancelledError:
                     raise
+                except SandboxUnavailable as exc:
+                    # No engine or no image: code_interpreter calls will say so; the pool
+                    # starts again after the next session that works.
+                    log.warning("sandbox pool stopped: %s", exc)
+                    self._pool_task = None
+                    return
                 except Exception as exc:
                     log.warning("sandbox pool: cannot start a container: %s", exc)
                     await asyncio.sleep(RETRY_SECONDS)
@@ -99,6 +111,7 @@ class SandboxManager:
                     await asyncio.to_thread(self.containers.remove, container_id)
                     return
                 self._pool.append(container_id)
+                _gauge(self)
 
     async def close(self) -> None:
         """Stop the pool and remove every container this process started or claimed."""
@@ -109,6 +122,7 @@ class SandboxManager:
                 await self._pool_task
         owned, self._owned, self._pool = list(self._owned), set(), []
         self._known.clear()
+        _gauge(self)
         await asyncio.gather(
             *(asyncio.to_thread(self.containers.remove, c) for c in owned),
             return_exceptions=True,
@@ -128,6 +142,7 @@ class SandboxManager:
                 self._owned.discard(container_id)
                 continue  # it idled out or died: try the next one
             if claimed:
+                _gauge(self)
                 return container_id
             self._pool.append(container_id)  # another process made the session meanwhile
             found = await asyncio.to_thread(self.containers.find, name)
@@ -145,6 +160,7 @@ class SandboxManager:
                 raise
             return found
         self._owned.add(container_id)
+        _gauge(self)
         return container_id
 
     async def _session(self, thread_id: str) -> str:
@@ -197,6 +213,8 @@ class SandboxManager:
             except (SandboxGone, TimeoutError) as exc:
                 log.warning("sandbox of thread %s lost: %s", thread_id, exc, exc_info=True)
                 return await self._replace(thread_id, container_id, files, exc)
+            if self._pool_task is None and not self._closed:
+                self.start_pool()
             return _execution(answer, self.settings)
 
     async def _replace(

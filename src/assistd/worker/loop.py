@@ -58,6 +58,8 @@ class Worker:
         log.info("worker %s started (concurrency %d)", self.id, self.settings.concurrency)
         # Load the tokenizer before the first run needs it (about a second, off the loop).
         await asyncio.to_thread(tokens.encoding)
+        if self.deps.sandbox is not None:
+            self.deps.sandbox.start_pool()
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="worker-maintenance"),
@@ -70,6 +72,8 @@ class Worker:
             await self._claim_loop()
         finally:
             await self._drain()
+            if self.deps.sandbox is not None:
+                await self.deps.sandbox.close()
             for task in background:
                 task.cancel()
             for task in background:
