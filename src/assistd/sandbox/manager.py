@@ -92,9 +92,16 @@ class SandboxManager:
             self._refill.clear()
             while len(self._pool) < self.settings.pool_size and not self._closed:
                 name = self.containers.new_pool_name()
+                starting = asyncio.ensure_future(
+                    asyncio.to_thread(self.containers.start, name, "pool")
+                )
                 try:
-                    container_id = await asyncio.to_thread(self.containers.start, name, "pool")
+                    container_id = await asyncio.shield(starting)
                 except asyncio.CancelledError:
+                    # Closing while a container starts in its thread: remove it once started.
+                    with contextlib.suppress(Exception):
+                        started = await starting
+                        await asyncio.to_thread(self.containers.remove, started)
                     raise
                 except SandboxUnavailable as exc:
                     # No engine or no image: code_interpreter calls will say so; the pool
