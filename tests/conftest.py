@@ -144,6 +144,39 @@ def stop_server(server: ServerProcess) -> None:
 
 
 @pytest.fixture(scope="session")
+def sandbox_image() -> str:
+    """The code_interpreter sandbox image, built if missing (from a base made of Debian
+    packages when no registry answers). Needs a Docker engine: without one this fails."""
+    from assistd.sandbox.build import build
+
+    image = Settings().sandbox.image
+    build(image, say=lambda line: None)
+    return image
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_sandbox_left_behind() -> Iterator[None]:
+    """After the whole suite (every server and worker stopped), no sandbox container of
+    this run may be left on the engine."""
+    import docker
+
+    try:
+        engine = docker.from_env()
+        before = {c.id for c in engine.containers.list(all=True)}
+    except Exception:
+        yield  # no engine: the code_interpreter tests fail on their own
+        return
+    yield
+    left = [
+        c.name
+        for c in engine.containers.list(all=True, filters={"label": "io.assistd.sandbox"})
+        if c.id not in before and c.status != "removing"
+    ]
+    engine.close()
+    assert not left, f"sandbox containers left behind: {left}"
+
+
+@pytest.fixture(scope="session")
 def chat() -> Iterator[ScriptedChatServer]:
     """The scripted OpenAI-compatible chat-completions backend (real HTTP + SSE)."""
     server = ScriptedChatServer(free_port()).start()

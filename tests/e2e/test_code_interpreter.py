@@ -17,6 +17,8 @@ from tests.support.scripted_chat import ScriptedChatServer
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
+pytestmark = pytest.mark.usefixtures("sandbox_image")
+
 
 def script(*steps: dict[str, Any]) -> str:
     """A ``#script`` with tool rounds: each step calls code_interpreter or replies."""
