@@ -154,24 +154,25 @@ def sandbox_image() -> str:
     return image
 
 
+SANDBOX_INSTANCE = f"pytest-{uuid.uuid4().hex[:12]}"
+"""The label value on this test session's sandbox containers (``ASSISTD_SANDBOX__INSTANCE``)."""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_sandbox_left_behind() -> Iterator[None]:
     """After the whole suite (every server and worker stopped), no sandbox container of
-    this run may be left on the engine."""
+    this test session may be left on the engine."""
     import docker
 
+    yield
     try:
         engine = docker.from_env()
-        before = {c.id for c in engine.containers.list(all=True)}
-    except Exception:
-        yield  # no engine: the code_interpreter tests fail on their own
-        return
-    yield
-    left = [
-        c.name
-        for c in engine.containers.list(all=True, filters={"label": "io.assistd.sandbox"})
-        if c.id not in before and c.status != "removing"
-    ]
+        mine = engine.containers.list(
+            all=True, filters={"label": f"io.assistd.instance={SANDBOX_INSTANCE}"}
+        )
+    except docker.errors.DockerException:
+        return  # no engine: the code_interpreter tests fail on their own
+    left = [c.name for c in mine if c.status not in ("removing", "exited", "dead")]
     engine.close()
     assert not left, f"sandbox containers left behind: {left}"
 
@@ -218,6 +219,7 @@ def server_env(
         "ASSISTD_SANDBOX__EXEC_TIMEOUT_SECONDS": "5",
         "ASSISTD_SANDBOX__MEMORY": "512m",
         "ASSISTD_SANDBOX__POOL_SIZE": "0",
+        "ASSISTD_SANDBOX__INSTANCE": SANDBOX_INSTANCE,
         "OPENAI_BASE_URL": chat.base_url,
         "OPENAI_API_KEY": "sk-scripted",
     }

@@ -74,6 +74,9 @@ class ScriptedChat:
         self.calls: list[dict[str, Any]] = []
         """Per request: path, query string and auth headers (Authorization / api-key)."""
         self.failures: dict[str, int] = {}
+        self.rules: list[tuple[str, dict[str, Any]]] = []
+        """(text, script): a script for conversations whose last user message contains
+        ``text`` and no ``#script`` (for programs that cannot carry one)."""
         self.lock = threading.Lock()
 
     def app(self) -> Starlette:
@@ -92,6 +95,14 @@ class ScriptedChat:
             ]
         )
 
+    def _rule(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        users = [m for m in messages if m.get("role") == "user"]
+        text = _text(users[-1].get("content")) if users else ""
+        for needle, script in list(self.rules):
+            if needle in text:
+                return script
+        return {}
+
     async def models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": []})
 
@@ -109,7 +120,7 @@ class ScriptedChat:
                 }
             )
         messages = body.get("messages", [])
-        script = _script(messages)
+        script = _script(messages) or self._rule(messages)
         fail = script.get("fail")
         if fail:
             with self.lock:

@@ -90,6 +90,9 @@ class SandboxSettings(BaseModel):
     """Size of /mnt/data (a tmpfs)."""
     runtime: str | None = None
     """An alternative OCI runtime such as ``runsc`` (gVisor), if the engine has it."""
+    instance: str = "default"
+    """Label value (``io.assistd.instance``) on every container, to tell deployments that
+    share one engine apart."""
     start_timeout_seconds: float = 90.0
     max_output_chars: int = 20_000
     """Tool output text the model sees (the step keeps more)."""

@@ -30,6 +30,7 @@ from assistd.core.config import SandboxSettings
 log = logging.getLogger(__name__)
 
 LABEL = "io.assistd.sandbox"
+INSTANCE_LABEL = "io.assistd.instance"
 SESSION_PREFIX = "assistd-sbx-"
 POOL_PREFIX = "assistd-pool-"
 SANDBOX_UID = "1000:1000"
@@ -123,7 +124,7 @@ class Containers:
                 created = api.create_container(
                     self.settings.image,
                     name=name,
-                    labels={LABEL: role},
+                    labels={LABEL: role, INSTANCE_LABEL: self.settings.instance},
                     user=SANDBOX_UID,
                     stdin_open=True,
                     detach=True,  # else the SDK sets StdinOnce: one detach would end stdin
