@@ -44,6 +44,10 @@ class SandboxGone(Exception):
     """The container stopped (or vanished) before answering."""
 
 
+class SandboxMissing(SandboxGone):
+    """No such container (it idled out, or was removed): nothing was sent to it."""
+
+
 def session_name(thread_id: str) -> str:
     """The container name of a thread's session."""
     return SESSION_PREFIX + thread_id
@@ -229,7 +233,7 @@ class Containers:
             sock = api._get_raw_response_socket(response)
         except docker.errors.NotFound as exc:
             api.close()
-            raise SandboxGone("the sandbox container is gone") from exc
+            raise SandboxMissing("the sandbox container is gone") from exc
         except docker.errors.APIError as exc:
             api.close()
             raise SandboxGone(f"cannot attach to the sandbox: {exc}") from exc

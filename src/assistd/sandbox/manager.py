@@ -18,7 +18,13 @@ from typing import Any
 
 from assistd.core import metrics
 from assistd.core.config import SandboxSettings
-from assistd.sandbox.containers import Containers, SandboxGone, SandboxUnavailable, session_name
+from assistd.sandbox.containers import (
+    Containers,
+    SandboxGone,
+    SandboxMissing,
+    SandboxUnavailable,
+    session_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -208,21 +214,31 @@ class SandboxManager:
         """Run ``code`` in the thread's session, after placing ``files`` under /mnt/data."""
         lock = self._locks.setdefault(thread_id, asyncio.Lock())
         async with lock:
-            container_id = await self._session(thread_id)
-            try:
-                await self._sync_files(container_id, files)
-                timeout = self.settings.exec_timeout_seconds
-                answer = await self._request(
-                    container_id,
-                    {"op": "exec", "code": code, "timeout": timeout},
-                    timeout + 30 + self.settings.start_timeout_seconds,
-                )
-            except (SandboxGone, TimeoutError) as exc:
-                log.warning("sandbox of thread %s lost: %s", thread_id, exc, exc_info=True)
-                return await self._replace(thread_id, container_id, files, exc)
-            if self._pool_task is None and not self._closed:
-                self.start_pool()
-            return _execution(answer, self.settings)
+            for attempt in range(2):
+                container_id = await self._session(thread_id)
+                try:
+                    await self._sync_files(container_id, files)
+                    timeout = self.settings.exec_timeout_seconds
+                    answer = await self._request(
+                        container_id,
+                        {"op": "exec", "code": code, "timeout": timeout},
+                        timeout + 30 + self.settings.start_timeout_seconds,
+                    )
+                except SandboxMissing:
+                    # It idled out (or was removed) since this process last used it: a
+                    # new session, as if it were the thread's first call.
+                    self._known.pop(thread_id, None)
+                    self._owned.discard(container_id)
+                    if attempt == 0:
+                        continue
+                    return await self._replace(thread_id, container_id, files, SandboxGone())
+                except (SandboxGone, TimeoutError) as exc:
+                    log.warning("sandbox of thread %s lost: %s", thread_id, exc)
+                    return await self._replace(thread_id, container_id, files, exc)
+                if self._pool_task is None and not self._closed:
+                    self.start_pool()
+                return _execution(answer, self.settings)
+            raise AssertionError("unreachable")
 
     async def _replace(
         self, thread_id: str, container_id: str, files: list[InputFile], cause: Exception
