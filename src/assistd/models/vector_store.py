@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from assistd.models.base import Base, seq_column
 
-INDEXED_DIMENSIONS = (384, 1536)
+INDEXED_DIMENSIONS = (256, 384, 1536)
 """Embedding sizes with an HNSW index: the local MiniLM model and OpenAI's small model."""
 
 

@@ -178,9 +178,13 @@ async def ingest(
             raise RuntimeError(
                 f"the store's model {model} gives {embedder.dimension} dimensions, not {dimension}"
             )
+        # Models that read few tokens (MiniLM: 256) see each chunk as overlapping windows;
+        # models that read long inputs embed each chunk whole.
+        size = WINDOW_TOKENS if embedder.max_tokens <= 512 else max(max_tokens * 2, 8192)
+        size = min(size, embedder.max_tokens)
         windows: list[tuple[int, str]] = []
         for index, chunk in enumerate(chunks):
-            for window in embedder.windows(chunk.text, WINDOW_TOKENS, WINDOW_STRIDE):
+            for window in embedder.windows(chunk.text, size, min(WINDOW_STRIDE, size - 1)):
                 windows.append((index, window))
         vectors: list[tuple[int, list[float]]] = []
         for start in range(0, len(windows), 64):
