@@ -29,6 +29,7 @@ from assistd.core.notify import Listener
 from assistd.engine.executor import build_engine_deps
 from assistd.files.router import router as files_router
 from assistd.files.storage import make_storage
+from assistd.llm.chat import router_from_environment
 from assistd.llm.embeddings import make_embedder
 from assistd.messages.router import router as messages_router
 from assistd.projects.auth import KeyCache, require_project
@@ -97,6 +98,12 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
         # Embedders load their model on first use (search queries, ingestion).
         app.state.embedders = EmbedderLookup(lambda spec: make_embedder(spec))
+        # Model backends for what the API itself asks of a model (search's rewrite_query).
+        app.state.chat_router = router_from_environment(
+            models_file=settings.models.models_file,
+            max_retries=settings.models.max_retries,
+            timeout=settings.models.timeout_seconds,
+        )
         # Scrape-time figures from the database, over a one-connection synchronous engine
         # (the exposition runs in a thread).
         metrics_engine = sa_create_engine(database_url, pool_size=1, max_overflow=0)

@@ -8,6 +8,7 @@ helpers at the top are shared with ``test_file_search_runs.py``.
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 import uuid
@@ -835,3 +836,17 @@ def test_search_with_a_list_of_queries(corpus: Corpus) -> None:
         corpus.file_ids["manual.pdf"],
         corpus.file_ids["notes.md"],
     }
+
+
+def test_search_rewrite_query_asks_the_model(corpus: Corpus) -> None:
+    """rewrite_query: the configured model rewrites the question (the scripted model answers
+    with the rewrite the query carries), and the search runs with the rewrite."""
+    pdf = corpus.docs["manual.pdf"]
+    asked = "hey, I was wondering about something #script " + json.dumps({"reply": pdf.question})
+    page = corpus.client.vector_stores.search(
+        corpus.store_id, query=asked, rewrite_query=True, max_num_results=1
+    )
+    assert page.search_query == [pdf.question]
+    assert page.data[0].file_id == corpus.file_ids["manual.pdf"]
+    plain = corpus.client.vector_stores.search(corpus.store_id, query=asked, max_num_results=1)
+    assert plain.search_query == [asked]

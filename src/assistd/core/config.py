@@ -68,6 +68,13 @@ class ModelSettings(BaseModel):
     timeout_seconds: float = 600.0
 
 
+class SearchSettings(BaseModel):
+    """Vector store search."""
+
+    rewrite_model: str = "gpt-4o-mini"
+    """The model that rewrites queries when a search asks for ``rewrite_query``."""
+
+
 class SandboxSettings(BaseModel):
     """The code_interpreter sandbox: one hardened Docker container per thread.
 
@@ -160,6 +167,7 @@ class Settings(BaseSettings):
     embeddings: EmbeddingSettings = EmbeddingSettings()
     limits: LimitSettings = LimitSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    search: SearchSettings = SearchSettings()
 
     @property
     def storage_dir(self) -> Path:

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from assistd.core.schemas import Deleted, ListPage, WireModel, page_of
 from assistd.projects.auth import ProjectDep
+from assistd.vector_stores import rewrite, service
 from assistd.vector_stores import search as search_module
-from assistd.vector_stores import service
 from assistd.vector_stores.schemas import (
     FileBatchCreate,
     FileBatchObject,
@@ -126,6 +126,10 @@ async def search_vector_store(
     """Hybrid search over a store's chunks."""
     store = await service.get(session, project, vector_store_id)
     queries = [body.query] if isinstance(body.query, str) else list(body.query)
+    if body.rewrite_query:
+        state = request.app.state
+        model = state.settings.search.rewrite_model
+        queries = [await rewrite.rewrite(state.chat_router, model, q) for q in queries]
     ranking = body.ranking_options
     hits = await search_module.search(
         session,
