@@ -19,6 +19,7 @@ from typing import Any
 import docx
 import httpx
 import openai
+import psycopg
 import pytest
 from fpdf import FPDF
 from openai import OpenAI
@@ -850,3 +851,48 @@ def test_search_rewrite_query_asks_the_model(corpus: Corpus) -> None:
     assert page.data[0].file_id == corpus.file_ids["manual.pdf"]
     plain = corpus.client.vector_stores.search(corpus.store_id, query=asked, max_num_results=1)
     assert plain.search_query == [asked]
+
+
+def test_expired_store_chunks_are_purged(client: OpenAI, database: Database) -> None:
+    """Past its expiry a store is ``expired``, its chunks and vectors are deleted by the
+    worker, its usage drops to zero, and using it does not bring it back."""
+    store = client.vector_stores.create(name="short-lived")
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        store.id,
+        files=[("a.txt", io.BytesIO(b"Ephemeral facts about purple giraffes. " * 40))],
+        poll_interval_ms=50,
+    )
+    assert batch.file_counts.completed == 1
+
+    def chunks() -> int:
+        with psycopg.connect(database.url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM chunks WHERE vector_store_id = %s", (store.id,)
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    assert chunks() > 0
+    assert client.vector_stores.retrieve(store.id).usage_bytes > 0
+    with psycopg.connect(database.url) as conn:
+        conn.execute(
+            'UPDATE vector_stores SET expires_after = \'{"anchor": "last_active_at", '
+            '"days": 1}\', expires_at = extract(epoch from now())::int - 10 WHERE id = %s',
+            (store.id,),
+        )
+    deadline = time.monotonic() + 30
+    while chunks() > 0:
+        assert time.monotonic() < deadline, "the expired store's chunks were not purged"
+        time.sleep(0.5)
+    with psycopg.connect(database.url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM chunk_embeddings WHERE vector_store_id = %s", (store.id,)
+        ).fetchone()
+    assert row == (0,)
+    page = client.vector_stores.search(store.id, query="purple giraffes")
+    assert page.data == []
+    expired = client.vector_stores.retrieve(store.id)
+    assert expired.status == "expired"
+    assert expired.usage_bytes == 0
+    assert expired.expires_at is not None
+    assert expired.expires_at < time.time()  # the search did not revive it

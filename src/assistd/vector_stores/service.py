@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.assistants.schemas import VectorStoreHelper
@@ -243,7 +243,10 @@ async def require_stores(
 
 
 async def touch(session: AsyncSession, store: VectorStore) -> None:
-    """Record activity (moves an ``last_active_at`` expiry forward)."""
+    """Record activity (moves an ``last_active_at`` expiry forward); an expired store stays
+    expired (its chunks are purged)."""
+    if store.expires_at is not None and store.expires_at <= now():
+        return
     store.last_active_at = now()
     store.expires_at = _expires_at(store.expires_after, store.last_active_at)
 
@@ -500,3 +503,27 @@ async def attach_to_thread(
         await _add_file(session, store, file_id, strategy, {}, None)
     await touch(session, store)
     await _wake_ingest(session, store.id)
+
+
+PURGE_BATCH = 5000
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Delete up to ``PURGE_BATCH`` chunks (and their vectors) of expired stores; their files
+    then count no bytes. Returns how many chunks went."""
+    expired = select(VectorStore.id).where(
+        VectorStore.expires_at.is_not(None), VectorStore.expires_at <= now()
+    )
+    doomed = (
+        select(Chunk.id)
+        .where(Chunk.vector_store_id.in_(expired))
+        .limit(PURGE_BATCH)
+        .scalar_subquery()
+    )
+    result = await session.execute(delete(Chunk).where(Chunk.id.in_(doomed)))
+    await session.execute(
+        update(VectorStoreFile)
+        .where(VectorStoreFile.vector_store_id.in_(expired), VectorStoreFile.usage_bytes != 0)
+        .values(usage_bytes=0)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

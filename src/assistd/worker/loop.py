@@ -16,6 +16,7 @@ from assistd.engine.executor import EngineDeps, RunExecutor
 from assistd.llm import tokens
 from assistd.runs.events import QUEUE_CHANNEL
 from assistd.vector_stores import ingest
+from assistd.vector_stores import service as vector_store_service
 from assistd.worker import queue
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,11 @@ class Worker:
                 if rounds % 30 == 0:
                     async with transaction(self.deps.maker) as session:
                         await queue.prune_events(session, retention)
+                if rounds % 5 == 0:
+                    async with transaction(self.deps.maker) as session:
+                        purged = await vector_store_service.purge_expired(session)
+                    if purged:
+                        log.info("purged %d chunks of expired vector stores", purged)
             except Exception:
                 log.exception("maintenance failed")
 
