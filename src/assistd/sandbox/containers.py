@@ -283,6 +283,14 @@ class Containers:
         """Send one request to the container's driver and return its answer."""
         sock = self._attach(container_id)
         try:
+            # Attaching to a stopped container succeeds but its stream never ends: check it
+            # runs now (a stop after this check ends the attached stream).
+            try:
+                running = bool(self.client.api.inspect_container(container_id)["State"]["Running"])
+            except docker.errors.NotFound:
+                running = False
+            if not running:
+                raise SandboxMissing("the sandbox container has stopped")
             raw = _raw(sock.sock)
             if raw is not None:
                 raw.settimeout(timeout)
