@@ -29,19 +29,27 @@ def test_azure_math_tutor_program_runs_unchanged(
 ) -> None:
     # The program's question carries no #script: the scripted model answers it by rule, as a
     # model would: run code to solve, run code to plot, then explain.
-    question = "Solve 3x + 11 = 14"
-    chat.state.rules.append(
-        (
-            question,
-            {
-                "steps": [
-                    {"tool_calls": [{"name": "code_interpreter", "arguments": {"code": SOLVE}}]},
-                    {"tool_calls": [{"name": "code_interpreter", "arguments": {"code": PLOT}}]},
-                    {"reply": "The solution is x = 1. The plot shows the line crossing y = 14."},
-                ]
-            },
-        )
+    # The session's scripted model is shared: the rule matches only the program's exact
+    # question and is removed afterwards.
+    question = "Solve 3x + 11 = 14, then plot y = 3x + 11 for x between -5 and 5."
+    rule = (
+        question,
+        {
+            "steps": [
+                {"tool_calls": [{"name": "code_interpreter", "arguments": {"code": SOLVE}}]},
+                {"tool_calls": [{"name": "code_interpreter", "arguments": {"code": PLOT}}]},
+                {"reply": "The solution is x = 1. The plot shows the line crossing y = 14."},
+            ]
+        },
     )
+    chat.state.rules.append(rule)
+    try:
+        _run_program(server, api_key, tmp_path)
+    finally:
+        chat.state.rules.remove(rule)
+
+
+def _run_program(server: ServerProcess, api_key: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_"))}
     env |= {
         "AZURE_OPENAI_API_KEY": api_key,

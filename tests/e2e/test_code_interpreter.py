@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import docker
@@ -349,4 +350,19 @@ def test_sandbox_containers_are_hardened(client: OpenAI) -> None:
     assert host["Memory"] == 512 * 1024**2
     assert set(host["Tmpfs"]) == {"/tmp", "/mnt/data"}
     assert container.attrs["Config"]["User"] == "1000:1000"
+    engine.close()
+
+
+def test_deleting_a_thread_removes_its_sandbox(client: OpenAI) -> None:
+    assistant = tutor(client)
+    thread = client.beta.threads.create()
+    run_turn(client, assistant.id, thread.id, script(code("print(1)"), {"reply": "ok"}))
+    engine = docker.from_env()
+    name = f"assistd-sbx-{thread.id}"
+    assert engine.containers.list(filters={"name": name})
+    client.beta.threads.delete(thread.id)
+    deadline = time.monotonic() + 20
+    while engine.containers.list(all=True, filters={"name": name}):
+        assert time.monotonic() < deadline, "the deleted thread's sandbox is still there"
+        time.sleep(0.2)
     engine.close()

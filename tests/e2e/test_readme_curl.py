@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import ServerProcess
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -22,6 +24,18 @@ def walkthrough() -> str:
     return "\n".join(blocks)
 
 
+def _server_view(server: ServerProcess, result: subprocess.CompletedProcess[str]) -> str:
+    """What the server says about the walk-through's thread (to explain a failure)."""
+    found = re.findall(r"THREAD_ID=(thread_\w+)", result.stderr)
+    keys = re.findall(r"KEY=(sk-assistd-\S+)", result.stderr)
+    if not found or not keys:
+        return ""
+    headers = {"Authorization": f"Bearer {keys[0]}"}
+    runs = httpx.get(f"{server.api}/threads/{found[-1]}/runs", headers=headers, timeout=10)
+    messages = httpx.get(f"{server.api}/threads/{found[-1]}/messages", headers=headers, timeout=10)
+    return f"\nruns: {runs.text}\nmessages: {messages.text}\n"
+
+
 def test_readme_curl_walkthrough(server: ServerProcess, api_key: str) -> None:
     script = walkthrough()
     # The README's own placeholders are replaced by this server and key, nothing else.
@@ -30,14 +44,15 @@ def test_readme_curl_walkthrough(server: ServerProcess, api_key: str) -> None:
     )
     script = script.replace("export KEY=sk-assistd-...", f"export KEY={api_key}")
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
+        # -x: on failure the trace shows which command failed (and the ids it had).
+        ["bash", "-xeuo", "pipefail", "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ},
         check=False,
     )
-    assert result.returncode == 0, result.stderr + result.stdout
+    assert result.returncode == 0, result.stderr + result.stdout + _server_view(server, result)
     out = result.stdout
     # The messages listing: the scripted model echoes the question.
     assert '"object":"list"' in out

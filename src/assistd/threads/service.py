@@ -12,8 +12,12 @@ from assistd.core.config import EmbeddingSettings
 from assistd.core.errors import NotFoundError
 from assistd.messages import service as messages_service
 from assistd.models import Thread
+from assistd.runs import events
 from assistd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
 from assistd.vector_stores import service as vector_stores_service
+
+THREAD_DELETED_PREFIX = "thread_deleted:"
+"""Queue-channel payload prefix: the thread is gone (workers drop its sandbox)."""
 
 
 def to_wire(t: Thread) -> ThreadObject:
@@ -98,3 +102,5 @@ async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) 
     )
     if result.first() is None:
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    # Workers remove the thread's code_interpreter sandbox (after this commits).
+    await events.notify(session, events.QUEUE_CHANNEL, THREAD_DELETED_PREFIX + thread_id)

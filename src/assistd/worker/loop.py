@@ -15,6 +15,7 @@ from assistd.core.notify import Listener
 from assistd.engine.executor import EngineDeps, RunExecutor
 from assistd.llm import tokens
 from assistd.runs.events import QUEUE_CHANNEL
+from assistd.threads.service import THREAD_DELETED_PREFIX
 from assistd.vector_stores import ingest
 from assistd.vector_stores import service as vector_store_service
 from assistd.worker import queue
@@ -43,6 +44,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executors: dict[str, RunExecutor] = {}
+        self._background: set[asyncio.Task[None]] = set()
         listener.on(QUEUE_CHANNEL, self._on_notify)
 
     def _on_notify(self, payload: str) -> None:
@@ -53,6 +55,11 @@ class Worker:
             self._ingest_wake.set()
         elif kind == "cancel" and run_id in self._executors:
             self._executors[run_id].cancel.set()
+        elif kind + ":" == THREAD_DELETED_PREFIX and self.deps.sandbox is not None:
+            # run_id holds the thread id here: its sandbox goes with it.
+            task = asyncio.create_task(self._drop_sandbox(run_id), name=f"drop-sandbox-{run_id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def run(self) -> None:
         """Work until stopped; then let in-flight runs finish within the grace period."""
@@ -81,6 +88,17 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             log.info("worker %s stopped", self.id)
+
+    async def _drop_sandbox(self, thread_id: str) -> None:
+        sandbox = self.deps.sandbox
+        if sandbox is None:
+            return
+        try:
+            await sandbox.drop(thread_id)
+        except Exception:
+            log.warning(
+                "removing the sandbox of deleted thread %s failed", thread_id, exc_info=True
+            )
 
     def stop(self) -> None:
         """Stop claiming new runs."""
