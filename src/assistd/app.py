@@ -120,6 +120,8 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
             )
             worker = Worker(deps, listener)
             worker_task = asyncio.create_task(worker.run(), name="worker")
+        # Runs created here go straight to this worker (see runs/router.py).
+        app.state.worker = worker
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from starlette.responses import StreamingResponse
 
 from assistd.core.config import Settings
 from assistd.core.schemas import ListPage, page_of
+from assistd.models import Run
 from assistd.projects.auth import ProjectDep
 from assistd.runs import service, stream
 from assistd.runs.schemas import (
@@ -20,8 +21,9 @@ from assistd.runs.schemas import (
     ThreadAndRunCreate,
 )
 from assistd.runs.wire import run_to_wire, step_to_wire
-from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep
+from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep, after_commit
 from assistd.web.sse import sse_response
+from assistd.worker.loop import Worker
 
 router = APIRouter(tags=["runs"])
 
@@ -47,15 +49,35 @@ def _stream(request: Request, run_id: str, after_id: int) -> StreamingResponse:
     )
 
 
+def _local_worker(request: Request) -> Worker | None:
+    """This process's own worker, when it can take one more run now."""
+    worker: Worker | None = getattr(request.app.state, "worker", None)
+    return worker if worker is not None and worker.can_adopt() else None
+
+
+def _answer(request: Request, run: Run, worker: Worker | None) -> RunObject:
+    """Hand an adopted run to the local worker after commit; the run as created."""
+    wire = run_to_wire(run)
+    if worker is None:
+        return wire
+    run_id = run.id
+    after_commit(request, lambda: worker.adopt(run_id))
+    return wire.model_copy(update={"status": "queued", "started_at": None})
+
+
 @router.post("/threads/runs", response_model=None)
 async def create_thread_and_run(
     body: ThreadAndRunCreate, request: Request, session: SessionDep, project: ProjectDep
 ) -> RunObject | StreamingResponse:
     """Create a thread and run it (``stream: true`` answers with server-sent events)."""
-    run = await service.create_thread_and_run(session, _settings(request), project, body)
+    worker = _local_worker(request)
+    run = await service.create_thread_and_run(
+        session, _settings(request), project, body, adopt=worker.id if worker else None
+    )
+    created = _answer(request, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
-    return run_to_wire(run)
+    return created
 
 
 @router.post("/threads/{thread_id}/runs", response_model=None)
@@ -68,12 +90,20 @@ async def create_run(
     include: IncludeQuery = [],  # noqa: B006 - FastAPI copies defaults
 ) -> RunObject | StreamingResponse:
     """Create a run (``stream: true`` answers with server-sent events)."""
+    worker = _local_worker(request)
     run = await service.create_run(
-        session, _settings(request), project, thread_id, body, service.check_include(include)
+        session,
+        _settings(request),
+        project,
+        thread_id,
+        body,
+        service.check_include(include),
+        adopt=worker.id if worker else None,
     )
+    created = _answer(request, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
-    return run_to_wire(run)
+    return created
 
 
 @router.get("/threads/{thread_id}/runs")

@@ -3,6 +3,7 @@ outputs, and steps. Execution happens in a worker (``assistd.engine``)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -125,6 +126,7 @@ async def _new_run(
     include: list[str],
     *,
     prelude: list[tuple[str, dict[str, Any]]] | None = None,
+    adopt: str | None = None,
 ) -> Run:
     assistant = await assistants_service.get(session, project_id, req.assistant_id)
     given = req.model_fields_set
@@ -194,6 +196,14 @@ async def _new_run(
     data = run_data(run)
     produced = list(prelude or [])
     produced += [("thread.run.created", data), ("thread.run.queued", data)]
+    if adopt is not None:
+        # Claimed at creation by this process's own worker (``adopt`` is its id): no queue
+        # round trip; the worker starts it once this transaction commits.
+        produced.append(
+            transition(run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1)
+        )
+        await events.append(session, run.id, produced)
+        return run
     await events.append(session, run.id, produced)
     await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
     return run
@@ -206,8 +216,10 @@ async def create_run(
     thread_id: str,
     req: RunCreate,
     include: list[str],
+    adopt: str | None = None,
 ) -> Run:
-    """Enqueue a run on a thread (one active run per thread)."""
+    """Enqueue a run on a thread (one active run per thread); with ``adopt``, claim it for
+    that worker of this process right away."""
     thread = await lock_thread(session, project_id, thread_id)
     active = await active_run_id(session, thread_id)
     if active is not None:
@@ -224,11 +236,15 @@ async def create_run(
         messages_service.file_search_attachments(req.additional_messages or []),
         settings.embeddings,
     )
-    return await _new_run(session, settings, project_id, thread_id, req, include)
+    return await _new_run(session, settings, project_id, thread_id, req, include, adopt=adopt)
 
 
 async def create_thread_and_run(
-    session: AsyncSession, settings: Settings, project_id: str, req: ThreadAndRunCreate
+    session: AsyncSession,
+    settings: Settings,
+    project_id: str,
+    req: ThreadAndRunCreate,
+    adopt: str | None = None,
 ) -> Run:
     """Create a thread (with its messages) and enqueue a run on it."""
     await assistants_service.get(session, project_id, req.assistant_id)
@@ -239,7 +255,9 @@ async def create_thread_and_run(
         session, project_id, thread_req, settings.embeddings, param_prefix="thread."
     )
     prelude = [("thread.created", threads_service.to_wire(thread).model_dump(mode="json"))]
-    return await _new_run(session, settings, project_id, thread.id, req, [], prelude=prelude)
+    return await _new_run(
+        session, settings, project_id, thread.id, req, [], prelude=prelude, adopt=adopt
+    )
 
 
 async def get_run(session: AsyncSession, project_id: str, thread_id: str, run_id: str) -> Run:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
@@ -18,6 +18,15 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     # response is sent (scope="function"), roll back when it raises.
     async with maker() as session, session.begin():
         yield session
+    for callback in getattr(request.state, "after_commit", ()):
+        callback()
+
+
+def after_commit(request: Request, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the request's transaction has committed (never if it fails)."""
+    if not hasattr(request.state, "after_commit"):
+        request.state.after_commit = []
+    request.state.after_commit.append(callback)
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]

@@ -100,6 +100,16 @@ class Worker:
                 "removing the sandbox of deleted thread %s failed", thread_id, exc_info=True
             )
 
+    def can_adopt(self) -> bool:
+        """Whether a run created in this process may be handed straight to this worker."""
+        return not self._stopping.is_set() and len(self._tasks) < self.settings.concurrency
+
+    def adopt(self, run_id: str) -> None:
+        """Start a run this process created already claimed for this worker (its creating
+        transaction has committed)."""
+        if run_id not in self._tasks:
+            self._start(run_id)
+
     def stop(self) -> None:
         """Stop claiming new runs."""
         self._stopping.set()
