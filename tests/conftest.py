@@ -236,9 +236,18 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
         )
 
 
+IN_PROCESS = os.environ.get("ASSISTD_TEST_IN_PROCESS") == "1"
+"""Run the session's server as ``assistd serve`` with its in-process worker (the README's
+one-command start) instead of ``--no-worker`` beside an ``assistd worker`` process. CI runs
+the SDK scenario (``-m sdk_matrix``) this way, the main suite the other way."""
+
+
 @pytest.fixture(scope="session")
-def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes] | None]:
     """A worker process of its own, beside the API server (which runs none)."""
+    if IN_PROCESS:
+        yield None
+        return
     proc = start_worker(
         {**server_env, "ASSISTD_SANDBOX__POOL_SIZE": "1"},
         Path(server_env["ASSISTD_DATA_DIR"]) / "worker.log",
@@ -253,11 +262,16 @@ def worker(server_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.fixture(scope="session")
-def server(server_env: dict[str, str], worker: subprocess.Popen[bytes]) -> Iterator[ServerProcess]:
-    """One API server process (``--no-worker``) on the session database."""
-    proc = start_server(
-        server_env, Path(server_env["ASSISTD_DATA_DIR"]) / "server.log", "--no-worker"
-    )
+def server(
+    server_env: dict[str, str], worker: subprocess.Popen[bytes] | None
+) -> Iterator[ServerProcess]:
+    """One API server process on the session database (``--no-worker`` beside the session's
+    worker process, or with its own worker when ``IN_PROCESS``)."""
+    log = Path(server_env["ASSISTD_DATA_DIR"]) / "server.log"
+    if IN_PROCESS:
+        proc = start_server({**server_env, "ASSISTD_SANDBOX__POOL_SIZE": "1"}, log)
+    else:
+        proc = start_server(server_env, log, "--no-worker")
     yield proc
     stop_server(proc)
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistd.models import Run
 from assistd.runs import events
+from assistd.runs.local import HUB
 
 Event = tuple[str, dict[str, Any]]
 Op = Callable[[AsyncSession], Awaitable[list[Event]]]
@@ -52,6 +53,8 @@ class RunSink:
         self.owner = owner
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._error: BaseException | None = None
+        self._closed = False
+        HUB.open_writer(run_id)
         self._task = asyncio.create_task(self._writer(), name=f"sink-{run_id}")
 
     def event(self, name: str, data: dict[str, Any]) -> None:
@@ -77,10 +80,15 @@ class RunSink:
 
     async def close(self) -> None:
         """Flush and stop the writer."""
-        if not self._task.done():
-            self._queue.put_nowait(None)
-            with contextlib.suppress(Exception):
-                await self._task
+        try:
+            if not self._task.done():
+                self._queue.put_nowait(None)
+                with contextlib.suppress(Exception):
+                    await self._task
+        finally:
+            if not self._closed:
+                self._closed = True
+                HUB.close_writer(self.run_id)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -108,7 +116,7 @@ class RunSink:
                         produced.extend(item.events)
                         if item.op is not None:
                             produced.extend(await item.op(session))
-                    await events.append(session, self.run_id, produced)
+                    ids = await events.append(session, self.run_id, produced)
             except Exception as exc:
                 self._error = exc
                 for item in batch:
@@ -116,6 +124,11 @@ class RunSink:
                         item.done.set_exception(exc)
                 # Fail everything still queued, then keep draining so nobody waits forever.
                 continue
+            # Committed: tails in this process take the rows from memory.
+            HUB.publish(
+                self.run_id,
+                [(i, name, data) for i, (name, data) in zip(ids, produced, strict=True)],
+            )
             for item in batch:
                 if item.done is not None and not item.done.done():
                     item.done.set_result(None)

@@ -36,16 +36,19 @@ END_EVENTS = frozenset(
 
 async def append(
     session: AsyncSession, run_id: str, events: list[tuple[str, dict[str, Any]]]
-) -> None:
-    """Append events (in order) and notify tailers when the transaction commits."""
+) -> list[int]:
+    """Append events (in order) and notify tailers when the transaction commits; return
+    their ids, in order."""
     if not events:
-        return
+        return []
     stamp = time.time()
-    await session.execute(
-        insert(RunEvent),
+    result = await session.execute(
+        insert(RunEvent).returning(RunEvent.id, sort_by_parameter_order=True),
         [{"run_id": run_id, "event": e, "data": d, "created_at": stamp} for e, d in events],
     )
+    ids = [int(i) for i in result.scalars().all()]
     await notify(session, EVENTS_CHANNEL, run_id)
+    return ids
 
 
 async def append_many(

@@ -14,6 +14,7 @@ from assistd.core.notify import Listener
 from assistd.models import Run, RunEvent
 from assistd.models.run import TERMINAL_STATUSES
 from assistd.runs.events import END_EVENTS, EVENTS_CHANNEL
+from assistd.runs.local import HUB, LocalEvents
 
 _PAGE = 1000
 
@@ -29,26 +30,44 @@ async def tail(
     *,
     poll_seconds: float = 1.0,
     keepalive_seconds: float = 15.0,
+    hub: LocalEvents = HUB,
 ) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
     """Yield ``(event, data)`` after ``after_id`` until the run rests (terminal or waiting for
-    tool outputs); ``None`` now and then while nothing happens."""
+    tool outputs); ``None`` now and then while nothing happens.
+
+    Events come from the database (woken by NOTIFY), or, while this process's own worker
+    writes the run, straight from its sink through ``hub`` (no read-back)."""
     wake = listener.subscribe(EVENTS_CHANNEL, run_id)
+    # Subscribed before the first read: whatever commits after it arrives here too.
+    local = hub.subscribe(run_id, wake)
     idle = 0.0
+    must_read = True
+    read_under: int | None = None  # the local writer's token at the last database read
     try:
         while True:
             wake.clear()
-            rows = await _read(maker, run_id, after_id)
-            if not rows:
-                # Nothing new: has the run ended? Its final events commit together with its
-                # final status, so once the status says so, one more read sees them all.
-                async with maker() as session:
-                    status = await session.scalar(select(Run.status).where(Run.id == run_id))
-                if status is None:
-                    return  # deleted
-                if status in TERMINAL_STATUSES:
-                    rows = await _read(maker, run_id, after_id)
-                    if not rows:
-                        return  # ended, with its events already pruned
+            writer = hub.writer(run_id)
+            if local and not must_read and writer is not None and writer == read_under:
+                rows = [r for r in local if r[0] > after_id]
+                local.clear()
+            elif must_read or writer is None or writer != read_under:
+                read_under = writer
+                # (Rows handed over meanwhile are read here too; the next round skips them.)
+                rows = await _read(maker, run_id, after_id)
+                if not rows and not local:
+                    # Nothing new: has the run ended? Its final events commit together with
+                    # its final status, so once the status says so, one more read sees them.
+                    async with maker() as session:
+                        status = await session.scalar(select(Run.status).where(Run.id == run_id))
+                    if status is None:
+                        return  # deleted
+                    if status in TERMINAL_STATUSES:
+                        rows = await _read(maker, run_id, after_id)
+                        if not rows:
+                            return  # ended, with its events already pruned
+            else:
+                rows = []  # a NOTIFY for rows the local writer already handed over
+            must_read = False
             for event_id, name, data in rows:
                 after_id = event_id
                 yield name, data
@@ -63,11 +82,13 @@ async def tail(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_seconds)
             if not wake.is_set():
+                must_read = True  # quiet for a while: check the database itself
                 idle += poll_seconds
                 if idle >= keepalive_seconds:
                     idle = 0.0
                     yield KEEPALIVE
     finally:
+        hub.unsubscribe(run_id, local)
         listener.unsubscribe(EVENTS_CHANNEL, run_id, wake)
 
 
