@@ -29,13 +29,18 @@ if [ -z "$mirror" ]; then
 fi
 command -v debootstrap >/dev/null || { echo "debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
 
-packages=(
-  ca-certificates tar
-  python3 python3-ipykernel python3-jupyter-client
-  python3-numpy python3-pandas python3-matplotlib python3-scipy python3-openpyxl
-  python3-sympy python3-pil python3-docx python3-pypdf python3-seaborn python3-sklearn
-  fonts-dejavu-core
-)
+# BASE_PACKAGES replaces the list (deploy/make-base.sh makes a small Python-only base with it).
+if [ -n "${BASE_PACKAGES:-}" ]; then
+  read -r -a packages <<<"$BASE_PACKAGES"
+else
+  packages=(
+    ca-certificates tar
+    python3 python3-ipykernel python3-jupyter-client
+    python3-numpy python3-pandas python3-matplotlib python3-scipy python3-openpyxl
+    python3-sympy python3-pil python3-docx python3-pypdf python3-seaborn python3-sklearn
+    fonts-dejavu-core
+  )
+fi
 rootfs=$(mktemp -d /var/tmp/assistd-rootfs.XXXXXX)
 cleanup() {
   umount "$rootfs/proc" 2>/dev/null || true
