@@ -282,8 +282,10 @@ class TimedEmbedder:
         self.dimension: int = inner.dimension
         self.max_tokens: int = inner.max_tokens
         self.window_count = 0
+        self.embedded: list[str] = []
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        self.embedded.extend(texts)
         with self.stages.time("embed"):
             result: list[list[float]] = await self.inner.embed(texts)
         return result
@@ -500,11 +502,7 @@ async def run_ingestion(
             load_model_s=load_model,
             load_vocab_s=load_vocab,
             doc_wordpieces=embedder.count_tokens(full_text) if full_text else 0,
-            window_wordpieces=sum(
-                embedder.count_tokens(w)
-                for c in chunks
-                for w in embedder.windows(c.text, ingest.WINDOW_TOKENS, ingest.WINDOW_STRIDE)
-            ),
+            window_wordpieces=sum(embedder.count_tokens(w) for w in timed.embedded),
             doc_o200k=len(encoding().encode_ordinary(full_text)),
             threads=args.threads,
             batch_size=batch_size,
@@ -608,7 +606,8 @@ def report_ingestion(r: IngestResult) -> bool:
     amplification = r.window_wordpieces / max(r.doc_wordpieces, 1)
     print(
         f"embedded: {r.window_wordpieces:,} wordpieces = {amplification:.1f}x the document's "
-        f"(2x from the 800/400 chunk overlap, the rest from the window stride); "
+        f"(each text embedded once: windows in chunk overlaps are shared; the rest is the "
+        f"window stride, or whole chunks for a long-input model); "
         f"{r.window_wordpieces / max(embed.wall, 1e-9):,.0f} wordpieces/s"
     )
     if embed.wall > 0:

@@ -260,3 +260,37 @@ def test_large_document() -> None:
     assert len(chunks) == 1 + -(-(len(tokens) - 800) // 400)
     assert chunks[-1].text == encoding().decode(tokens[(len(chunks) - 1) * 400 :])
     assert chunks[123].text == encoding().decode(tokens[123 * 400 : 123 * 400 + 800])
+
+
+@pytest.mark.parametrize(("max_tokens", "overlap"), [(800, 400), (300, 100), (200, 0), (100, 50)])
+def test_overlaps_are_the_same_text_in_both_chunks(max_tokens: int, overlap: int) -> None:
+    """A chunk's last segment is exactly the next chunk's first one (shared window
+    embeddings rely on it), and the segments put together are the chunk."""
+    rng = random.Random(max_tokens + overlap)
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "épsilon",
+        "zeta",
+        "数据",
+        "naïve",
+        "café",
+        "42",
+        "x86_64",
+        "foo_bar",
+    ]
+    text = " ".join(rng.choice(words) for _ in range(2500))
+    chunks = chunk_pages([Page(text, 1)], max_tokens, overlap)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert "".join(chunk.segments()) == chunk.text
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        assert before.tail is not None
+        assert before.text[before.tail :] == after.text[: after.head]
+        if overlap:
+            assert before.segments()[-1] == after.segments()[0]
+        else:
+            assert after.head == 0
+    assert chunks[-1].tail is None

@@ -14,7 +14,7 @@ Chunk texts therefore never contain U+FFFD that the document did not have.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from assistd.llm.tokens import encoding
@@ -43,6 +43,19 @@ class Chunk:
     text: str
     tokens: int
     page: int | None = None
+    head: int = field(default=0, compare=False)
+    """Characters at the start of ``text`` that the previous chunk also has (its overlap)."""
+    tail: int | None = field(default=None, compare=False)
+    """Where the part of ``text`` that the next chunk also has starts (None: no next)."""
+
+    def segments(self) -> list[str]:
+        """``text`` cut where the overlaps with the neighbours begin and end: an overlap
+        is the same string in both chunks, so what is derived from it (window embeddings)
+        can be shared."""
+        cuts = sorted({0, self.head, len(self.text) if self.tail is None else self.tail})
+        cuts.append(len(self.text))
+        parts = [self.text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+        return [p for p in parts if p.strip()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,12 @@ def _continuation_prefix(data: bytes) -> int:
     while count < len(data) and data[count] & 0xC0 == 0x80:
         count += 1
     return count
+
+
+def _chars(data: bytes, byte_offset: int) -> int:
+    """Characters of ``data`` (decoded as the chunk is) before ``byte_offset``."""
+    byte_offset = max(0, min(byte_offset, len(data)))
+    return len(data[:byte_offset].decode("utf-8", errors="replace"))
 
 
 def chunk_pages(
@@ -128,6 +147,7 @@ def chunk_pages(
 
     step = max_tokens - overlap_tokens
     chunks: list[Chunk] = []
+    previous_end_bytes = 0
     start = 0
     start_byte = 0  # byte offset of tokens[start] in the joined text
     while True:
@@ -141,15 +161,28 @@ def chunk_pages(
             following = enc.decode_bytes(tokens[end : end + 4])
             data += following[: _continuation_prefix(following)]
         chunk_text = data.decode("utf-8", errors="replace")
+        following_start = end if end >= total else cut(start + step, start)
+        # The overlaps as character offsets: the previous chunk's end, the next one's start.
+        head = _chars(data, previous_end_bytes - skipped) if previous_end_bytes else 0
+        tail_bytes = sum(map(vocab.lengths.__getitem__, tokens[start:following_start])) - skipped
+        tail = None if end >= total else _chars(data, tail_bytes)
         if chunk_text.strip():
             first = start_byte + skipped + len(data) - len(data.lstrip())
             start_page = pages[bisect_right(page_starts, first) - 1].page
             chunks.append(
-                Chunk(index=len(chunks), text=chunk_text, tokens=end - start, page=start_page)
+                Chunk(
+                    index=len(chunks),
+                    text=chunk_text,
+                    tokens=end - start,
+                    page=start_page,
+                    head=head,
+                    tail=tail,
+                )
             )
         if end >= total:
             break
-        following_start = cut(start + step, start)
+        # Bytes of this chunk (from the next one's start) that the next chunk starts with.
+        previous_end_bytes = sum(map(vocab.lengths.__getitem__, tokens[following_start:end]))
         start_byte += sum(map(vocab.lengths.__getitem__, tokens[start:following_start]))
         start = following_start
     return chunks
