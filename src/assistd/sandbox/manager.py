@@ -163,11 +163,10 @@ class SandboxManager:
                 return found
         try:
             container_id = await asyncio.to_thread(self.containers.start, name, "session")
-        except SandboxGone:
-            raise
-        except SandboxUnavailable:
+        except (SandboxGone, SandboxUnavailable):
             raise
         except Exception:
+            # Another process created the session meanwhile (the name is taken): use it.
             found = await asyncio.to_thread(self.containers.find, name)
             if found is None:
                 raise

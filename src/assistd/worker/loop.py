@@ -55,9 +55,11 @@ class Worker:
             self._ingest_wake.set()
         elif kind == "cancel" and run_id in self._executors:
             self._executors[run_id].cancel.set()
-        elif kind + ":" == THREAD_DELETED_PREFIX and self.deps.sandbox is not None:
-            # run_id holds the thread id here: its sandbox goes with it.
-            task = asyncio.create_task(self._drop_sandbox(run_id), name=f"drop-sandbox-{run_id}")
+        elif payload.startswith(THREAD_DELETED_PREFIX) and self.deps.sandbox is not None:
+            thread_id = payload.removeprefix(THREAD_DELETED_PREFIX)
+            task = asyncio.create_task(
+                self._drop_sandbox(thread_id), name=f"drop-sandbox-{thread_id}"
+            )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
