@@ -281,12 +281,26 @@ class RunExecutor:
     """Executes one claimed run."""
 
     def __init__(
-        self, deps: EngineDeps, run_id: str, cancel: asyncio.Event, worker_id: str | None = None
+        self,
+        deps: EngineDeps,
+        run_id: str,
+        cancel: asyncio.Event,
+        worker_id: str | None = None,
+        *,
+        preloaded: prompt.RunContext | None = None,
+        gate: asyncio.Future[None] | None = None,
     ) -> None:
+        """``preloaded``: the run's context, read by the transaction creating the run;
+        ``gate``: resolves when that transaction commits (fails when it rolls back, and then
+        the executor stops without writing anything)."""
         self.deps = deps
         self.run_id = run_id
         self.cancel = cancel
-        self.sink = RunSink(deps.maker, run_id, owner=worker_id)
+        self.sink = RunSink(deps.maker, run_id, owner=worker_id, gate=gate)
+        self._preloaded = preloaded
+        self._discarded = False
+        if gate is not None:
+            gate.add_done_callback(self._on_gate)
         self.include: list[str] = []
         self.project_id = self.thread_id = self.assistant_id = ""
         self._message: _OpenMessage | None = None
@@ -300,6 +314,12 @@ class RunExecutor:
         self.abort_error: dict[str, Any] | None = None
         self.outcome = "lost"
         """How this executor left the run (for metrics)."""
+
+    def _on_gate(self, gate: asyncio.Future[None]) -> None:
+        if gate.cancelled() or gate.exception() is not None:
+            self._discarded = True
+            self.outcome = "discarded"
+            self.cancel.set()
 
     def abort(self, error: dict[str, Any]) -> None:
         """Stop now and end the run ``failed`` with ``error`` (used at shutdown)."""
@@ -325,6 +345,8 @@ class RunExecutor:
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await work
+                if self._discarded:
+                    return  # the run was never created
                 if self.abort_error is not None:
                     await self._end("failed", self.abort_error)
                 else:
@@ -356,7 +378,10 @@ class RunExecutor:
     # ---- the loop -------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        ctx = await self._load()
+        if self._preloaded is not None:
+            ctx, self._preloaded = self._use(self._preloaded), None
+        else:
+            ctx = await self._load()
         run = ctx.run
         self.include = list(run.include or [])
         self.project_id, self.thread_id = run.project_id, run.thread_id
@@ -403,6 +428,9 @@ class RunExecutor:
     async def _load(self) -> prompt.RunContext:
         async with transaction(self.deps.maker) as session:
             ctx = await prompt.load_context(session, self.deps.storage, self.run_id)
+        return self._use(ctx)
+
+    def _use(self, ctx: prompt.RunContext) -> prompt.RunContext:
         self._builtin = {"file_search"} if ctx.file_search is not None else set()
         if ctx.code_interpreter:
             self._builtin.add("code_interpreter")

@@ -37,20 +37,32 @@ class LostOwnership(RuntimeError):
     """The run is no longer this worker's (reaped after a stall, or ended elsewhere)."""
 
 
+class RunDiscarded(RuntimeError):
+    """The transaction creating the run rolled back: the run never existed."""
+
+
 class RunSink:
     """Serialises a run's writes; ``apply`` waits for commit, ``event`` does not.
 
     With an ``owner``, every transaction first locks the run and checks that this worker
     still owns it and it is still executing; otherwise nothing is written (a worker that
     froze past its lease must not scribble on a run the reaper already ended).
+
+    With a ``gate`` (a run started while the transaction creating it commits), nothing is
+    written before the gate resolves; if it fails, nothing is written at all.
     """
 
     def __init__(
-        self, maker: async_sessionmaker[AsyncSession], run_id: str, owner: str | None = None
+        self,
+        maker: async_sessionmaker[AsyncSession],
+        run_id: str,
+        owner: str | None = None,
+        gate: asyncio.Future[None] | None = None,
     ) -> None:
         self.maker = maker
         self.run_id = run_id
         self.owner = owner
+        self._gate = gate
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._error: BaseException | None = None
         self._closed = False
@@ -95,6 +107,18 @@ class RunSink:
             raise RuntimeError("writing the run's state failed") from self._error
 
     async def _writer(self) -> None:
+        if self._gate is not None:
+            try:
+                await asyncio.shield(self._gate)
+            except BaseException as exc:
+                self._error = RunDiscarded(self.run_id) if isinstance(exc, Exception) else exc
+                while not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    if item is not None and item.done is not None and not item.done.done():
+                        item.done.set_exception(self._error)
+                if not isinstance(exc, Exception):
+                    raise
+                return
         while True:
             first = await self._queue.get()
             if first is None:

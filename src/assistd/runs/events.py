@@ -1,5 +1,8 @@
 """The run event log: append events and wake whoever tails them.
 
+Appending notifies: a trigger on ``run_events`` (migration 0005) sends ``pg_notify`` on
+``EVENTS_CHANNEL`` with the run id once per statement and run, delivered at commit.
+
 Only a run's current owner appends (the API while it creates or resumes a run, one worker
 while it executes it, the reaper when it takes a dead worker's run), so ids are in commit
 order within a run and a reader that follows ``id`` never skips an event.
@@ -10,8 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Text, func, insert, select
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.models import RunEvent
@@ -37,8 +39,8 @@ END_EVENTS = frozenset(
 async def append(
     session: AsyncSession, run_id: str, events: list[tuple[str, dict[str, Any]]]
 ) -> list[int]:
-    """Append events (in order) and notify tailers when the transaction commits; return
-    their ids, in order."""
+    """Append events (in order; tailers are notified at commit); return their ids, in
+    order."""
     if not events:
         return []
     stamp = time.time()
@@ -46,15 +48,13 @@ async def append(
         insert(RunEvent).returning(RunEvent.id, sort_by_parameter_order=True),
         [{"run_id": run_id, "event": e, "data": d, "created_at": stamp} for e, d in events],
     )
-    ids = [int(i) for i in result.scalars().all()]
-    await notify(session, EVENTS_CHANNEL, run_id)
-    return ids
+    return [int(i) for i in result.scalars().all()]
 
 
 async def append_many(
     session: AsyncSession, items: list[tuple[str, list[tuple[str, dict[str, Any]]]]]
 ) -> None:
-    """Append the events of several runs in one statement, one notification per run."""
+    """Append the events of several runs in one statement (one notification per run)."""
     rows = [
         {"run_id": run_id, "event": e, "data": d, "created_at": time.time()}
         for run_id, produced in items
@@ -63,10 +63,6 @@ async def append_many(
     if not rows:
         return
     await session.execute(insert(RunEvent), rows)
-    run_ids = list(dict.fromkeys(run_id for run_id, produced in items if produced))
-    await session.execute(
-        select(func.pg_notify(EVENTS_CHANNEL, func.unnest(array(run_ids, type_=Text))))
-    )
 
 
 async def notify(session: AsyncSession, channel: str, payload: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import StreamingResponse
 
 from assistd.core.config import Settings
 from assistd.core.schemas import ListPage, page_of
+from assistd.engine.sink import RunDiscarded
 from assistd.models import Run
 from assistd.projects.auth import ProjectDep
 from assistd.runs import service, stream
@@ -55,13 +57,25 @@ def _local_worker(request: Request) -> Worker | None:
     return worker if worker is not None and worker.can_adopt() else None
 
 
-def _answer(request: Request, run: Run, worker: Worker | None) -> RunObject:
-    """Hand an adopted run to the local worker after commit; the run as created."""
+async def _answer(
+    request: Request, session: AsyncSession, run: Run, worker: Worker | None
+) -> RunObject:
+    """Start an adopted run on the local worker (its writes wait for the commit); the run as
+    created."""
     wire = run_to_wire(run)
     if worker is None:
         return wire
-    run_id = run.id
-    after_commit(request, lambda: worker.adopt(run_id))
+    gate = await worker.adopt(session, run.id)
+
+    def committed() -> None:
+        if not gate.done():
+            gate.set_result(None)
+
+    def rolled_back() -> None:
+        if not gate.done():
+            gate.set_exception(RunDiscarded(run.id))
+
+    after_commit(request, committed, rolled_back)
     return wire.model_copy(update={"status": "queued", "started_at": None})
 
 
@@ -74,7 +88,7 @@ async def create_thread_and_run(
     run = await service.create_thread_and_run(
         session, _settings(request), project, body, adopt=worker.id if worker else None
     )
-    created = _answer(request, run, worker)
+    created = await _answer(request, session, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
     return created
@@ -100,7 +114,7 @@ async def create_run(
         service.check_include(include),
         adopt=worker.id if worker else None,
     )
-    created = _answer(request, run, worker)
+    created = await _answer(request, session, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
     return created

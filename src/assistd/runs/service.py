@@ -51,23 +51,39 @@ def check_include(include: list[str]) -> list[str]:
     return include
 
 
-async def active_run_id(session: AsyncSession, thread_id: str) -> str | None:
-    """The thread's active run, if any."""
-    return await session.scalar(
-        select(Run.id).where(Run.thread_id == thread_id, Run.status.in_(ACTIVE_STATUSES))
+async def lock_idle_thread(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
+    """The thread, locked against concurrent run creation and message adds, in one round
+    trip with the check that no run is active on it (404 when not the caller's,
+    ``ActiveRunError`` while a run is active)."""
+    active = (
+        select(Run.id)
+        .where(Run.thread_id == Thread.id, Run.status.in_(ACTIVE_STATUSES))
+        .limit(1)
+        .scalar_subquery()
     )
-
-
-async def lock_thread(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
-    """The thread, locked against concurrent run creation (404 when not the caller's)."""
-    thread = await session.scalar(
-        select(Thread)
-        .where(Thread.id == thread_id, Thread.project_id == project_id)
-        .with_for_update()
-    )
-    if thread is None:
+    row = (
+        await session.execute(
+            select(Thread, active)
+            .where(Thread.id == thread_id, Thread.project_id == project_id)
+            .with_for_update(of=Thread)
+        )
+    ).first()
+    if row is None:
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    thread: Thread = row[0]
+    if row[1] is not None:
+        raise ActiveRunError(thread_id, row[1])
     return thread
+
+
+class ActiveRunError(ConflictingStateError):
+    """The thread has an active run."""
+
+    def __init__(self, thread_id: str, run_id: str) -> None:
+        super().__init__(
+            f"Thread {thread_id} already has an active run {run_id}.", param="thread_id"
+        )
+        self.thread_id, self.run_id = thread_id, run_id
 
 
 async def add_message(
@@ -78,13 +94,13 @@ async def add_message(
     embeddings: EmbeddingSettings,
 ) -> Message:
     """Create a message unless a run is active on the thread (OpenAI answers 400)."""
-    thread = await lock_thread(session, project_id, thread_id)
-    active = await active_run_id(session, thread_id)
-    if active is not None:
+    try:
+        thread = await lock_idle_thread(session, project_id, thread_id)
+    except ActiveRunError as exc:
         raise ConflictingStateError(
-            f"Can't add messages to {thread_id} while a run {active} is active.",
+            f"Can't add messages to {thread_id} while a run {exc.run_id} is active.",
             param="thread_id",
-        )
+        ) from None
     row = await messages_service.create(session, project_id, thread_id, req)
     await vector_stores_service.attach_to_thread(
         session, thread, messages_service.file_search_attachments([req]), embeddings
@@ -184,6 +200,15 @@ async def _new_run(
         heartbeat_at=None,
         attempts=0,
     )
+    produced = list(prelude or [])
+    queued = run_data(run)
+    produced += [("thread.run.created", queued), ("thread.run.queued", queued)]
+    if adopt is not None:
+        # Claimed at creation by this process's own worker (``adopt`` is its id): no queue
+        # round trip, and the row is inserted already claimed.
+        produced.append(
+            transition(run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1)
+        )
     session.add(run)
     try:
         await session.flush()
@@ -193,19 +218,9 @@ async def _new_run(
                 f"Thread {thread_id} already has an active run.", param="thread_id"
             ) from None
         raise
-    data = run_data(run)
-    produced = list(prelude or [])
-    produced += [("thread.run.created", data), ("thread.run.queued", data)]
-    if adopt is not None:
-        # Claimed at creation by this process's own worker (``adopt`` is its id): no queue
-        # round trip; the worker starts it once this transaction commits.
-        produced.append(
-            transition(run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1)
-        )
-        await events.append(session, run.id, produced)
-        return run
     await events.append(session, run.id, produced)
-    await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
+    if adopt is None:
+        await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
     return run
 
 
@@ -220,12 +235,7 @@ async def create_run(
 ) -> Run:
     """Enqueue a run on a thread (one active run per thread); with ``adopt``, claim it for
     that worker of this process right away."""
-    thread = await lock_thread(session, project_id, thread_id)
-    active = await active_run_id(session, thread_id)
-    if active is not None:
-        raise ConflictingStateError(
-            f"Thread {thread_id} already has an active run {active}.", param="thread_id"
-        )
+    thread = await lock_idle_thread(session, project_id, thread_id)
     for i, message in enumerate(req.additional_messages or []):
         await messages_service.create(
             session, project_id, thread_id, message, param_prefix=f"additional_messages[{i}]."

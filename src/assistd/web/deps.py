@@ -16,17 +16,28 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     # The request owns the transaction: commit when the endpoint returns, before the
     # response is sent (scope="function"), roll back when it raises.
-    async with maker() as session, session.begin():
-        yield session
-    for callback in getattr(request.state, "after_commit", ()):
-        callback()
+    try:
+        async with maker() as session, session.begin():
+            yield session
+    except BaseException:
+        for _, on_rollback in getattr(request.state, "after_commit", ()):
+            if on_rollback is not None:
+                on_rollback()
+        raise
+    for on_commit, _ in getattr(request.state, "after_commit", ()):
+        on_commit()
 
 
-def after_commit(request: Request, callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the request's transaction has committed (never if it fails)."""
+def after_commit(
+    request: Request,
+    callback: Callable[[], None],
+    on_rollback: Callable[[], None] | None = None,
+) -> None:
+    """Run ``callback`` once the request's transaction has committed, or ``on_rollback``
+    if it does not (the endpoint or the commit raised)."""
     if not hasattr(request.state, "after_commit"):
         request.state.after_commit = []
-    request.state.after_commit.append(callback)
+    request.state.after_commit.append((callback, on_rollback))
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]

@@ -10,8 +10,11 @@ import os
 import socket
 import uuid
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from assistd.core.db import transaction
 from assistd.core.notify import Listener
+from assistd.engine import prompt
 from assistd.engine.executor import EngineDeps, RunExecutor
 from assistd.llm import tokens
 from assistd.runs.events import QUEUE_CHANNEL
@@ -106,11 +109,19 @@ class Worker:
         """Whether a run created in this process may be handed straight to this worker."""
         return not self._stopping.is_set() and len(self._tasks) < self.settings.concurrency
 
-    def adopt(self, run_id: str) -> None:
-        """Start a run this process created already claimed for this worker (its creating
-        transaction has committed)."""
-        if run_id not in self._tasks:
-            self._start(run_id)
+    async def adopt(self, session: AsyncSession, run_id: str) -> asyncio.Future[None]:
+        """Start a run this process is creating, already claimed for this worker, before its
+        creating transaction (``session``) commits.
+
+        The run's context is read in that transaction and the model is called at once, so
+        the commit overlaps the model's first token; everything the run writes waits for the
+        returned gate: resolve it once the transaction has committed, or fail it (any
+        exception) if it rolled back, and the run is dropped without a trace.
+        """
+        ctx = await prompt.load_context(session, self.deps.storage, run_id)
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._start(run_id, preloaded=ctx, gate=gate)
+        return gate
 
     def stop(self) -> None:
         """Stop claiming new runs."""
@@ -152,8 +163,16 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ingest_wake.wait(), self.settings.poll_seconds)
 
-    def _start(self, run_id: str) -> None:
-        executor = RunExecutor(self.deps, run_id, asyncio.Event(), worker_id=self.id)
+    def _start(
+        self,
+        run_id: str,
+        *,
+        preloaded: prompt.RunContext | None = None,
+        gate: asyncio.Future[None] | None = None,
+    ) -> None:
+        executor = RunExecutor(
+            self.deps, run_id, asyncio.Event(), worker_id=self.id, preloaded=preloaded, gate=gate
+        )
         self._executors[run_id] = executor
         task = asyncio.create_task(executor.execute(), name=f"execute-{run_id}")
         self._tasks[run_id] = task

@@ -1,0 +1,191 @@
+"""A run adopted by this process's worker starts (reads its context, calls the model) inside
+the transaction creating it, and writes nothing until that transaction commits: committed, it
+runs to the end; rolled back, it leaves no trace and the model stream is dropped.
+
+Real Postgres and the scripted chat backend over HTTP; the worker is used in-process without
+its claim loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistd.assistants import service as assistants_service
+from assistd.assistants.schemas import AssistantCreate
+from assistd.core.config import Settings
+from assistd.core.db import async_url, create_engine, libpq_dsn, make_sessionmaker, transaction
+from assistd.core.notify import Listener
+from assistd.engine.executor import EngineDeps
+from assistd.engine.sink import RunDiscarded
+from assistd.files.storage import LocalFileStorage
+from assistd.llm.chat import router_from_environment
+from assistd.models import Message, Run, RunEvent, RunStep
+from assistd.projects import service as projects_service
+from assistd.runs import service as runs_service
+from assistd.runs.events import QUEUE_CHANNEL
+from assistd.runs.schemas import RunCreate
+from assistd.threads import service as threads_service
+from assistd.threads.schemas import ThreadCreate
+from assistd.worker.loop import Worker
+from tests.conftest import Database
+from tests.support.scripted_chat import ScriptedChatServer
+
+
+@dataclass
+class Env:
+    maker: async_sessionmaker[AsyncSession]
+    settings: Settings
+    worker: Worker
+    project: str
+    assistant: str
+
+
+@pytest.fixture
+async def env(database: Database, chat: ScriptedChatServer, tmp_path: Path) -> AsyncIterator[Env]:
+    url = async_url(database.url)
+    settings = Settings(database_url=database.url, data_dir=tmp_path)
+    engine = create_engine(url, settings)
+    maker = make_sessionmaker(engine)
+    router = router_from_environment(
+        {"OPENAI_BASE_URL": chat.base_url, "OPENAI_API_KEY": "sk-test"}, max_retries=0
+    )
+
+    def no_embedder(name: str) -> object:
+        raise AssertionError("no embedding here")
+
+    deps = EngineDeps(
+        maker=maker,
+        router=router,
+        storage=LocalFileStorage(tmp_path / "files"),
+        settings=settings,
+        embedders=no_embedder,  # type: ignore[arg-type]
+    )
+    listener = Listener(libpq_dsn(url), [QUEUE_CHANNEL])
+    worker = Worker(deps, listener)
+    async with transaction(maker) as session:
+        key = await projects_service.create_key(session, f"adopt-{uuid.uuid4().hex[:10]}")
+        project = key.project_id
+        assistant = await assistants_service.create(
+            session, project, AssistantCreate(model="gpt-4o"), settings.embeddings
+        )
+    try:
+        yield Env(maker, settings, worker, project, assistant.id)
+    finally:
+        await engine.dispose()
+
+
+async def _thread(env: Env, text: str) -> str:
+    async with transaction(env.maker) as session:
+        thread = await threads_service.create(
+            session,
+            env.project,
+            ThreadCreate.model_validate({"messages": [{"role": "user", "content": text}]}),
+            env.settings.embeddings,
+        )
+        return thread.id
+
+
+async def _create_adopted(
+    env: Env, session: AsyncSession, thread_id: str
+) -> tuple[str, asyncio.Future[None]]:
+    run = await runs_service.create_run(
+        session,
+        env.settings,
+        env.project,
+        thread_id,
+        RunCreate(assistant_id=env.assistant),
+        [],
+        adopt=env.worker.id,
+    )
+    gate = await env.worker.adopt(session, run.id)
+    return run.id, gate
+
+
+async def _wait_idle(worker: Worker, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while worker._tasks:  # the worker exposes no other way to wait
+        assert time.monotonic() < deadline, "the adopted run is still executing"
+        await asyncio.sleep(0.02)
+
+
+async def test_committed_adopted_run_completes(env: Env, chat: ScriptedChatServer) -> None:
+    reply = f"adopted {uuid.uuid4().hex[:8]}"
+    thread_id = await _thread(env, "#script " + json.dumps({"reply": reply}))
+    async with env.maker() as session, session.begin():
+        run_id, gate = await _create_adopted(env, session, thread_id)
+        # The model is called before the commit; nothing of the run is written yet.
+        await asyncio.sleep(0.3)
+        assert not gate.done()
+    gate.set_result(None)
+    await _wait_idle(env.worker, 10)
+    async with env.maker() as session:
+        run = await session.get_one(Run, run_id)
+        assert run.status == "completed"
+        texts = [
+            m.content[0]["text"]["value"]
+            for m in await session.scalars(select(Message).where(Message.run_id == run_id))
+        ]
+        assert texts == [reply]
+        names = list(
+            await session.scalars(
+                select(RunEvent.event).where(RunEvent.run_id == run_id).order_by(RunEvent.id)
+            )
+        )
+    assert names[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
+    assert names[-1] == "thread.run.completed"
+    assert "thread.message.delta" in names
+
+
+async def test_rolled_back_adopted_run_leaves_nothing(env: Env, chat: ScriptedChatServer) -> None:
+    # A slow answer (60 words, 100 ms apart): the executor must drop it, not wait 6 s.
+    marker = uuid.uuid4().hex[:8]
+    plan = {"reply": " ".join(["word"] * 60), "delay_ms": 100, "tag": marker}
+    thread_id = await _thread(env, "#script " + json.dumps(plan))
+    calls_before = len(chat.requests)
+    started = time.monotonic()
+    created: list[tuple[str, asyncio.Future[None]]] = []
+
+    async def create_then_fail() -> None:
+        async with env.maker() as session, session.begin():
+            created.append(await _create_adopted(env, session, thread_id))
+            # Let the model's stream begin (the first words arrive before the rollback).
+            deadline = time.monotonic() + 5
+            while len(chat.requests) == calls_before:
+                assert time.monotonic() < deadline, "the model was not called"
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
+            raise RuntimeError("rolled back on purpose")
+
+    with pytest.raises(RuntimeError, match="rolled back on purpose"):
+        await create_then_fail()
+    [(run_id, gate)] = created
+    gate.set_exception(RunDiscarded(run_id))
+    await _wait_idle(env.worker, 2)
+    assert time.monotonic() - started < 4
+    async with env.maker() as session:
+        for model, column in ((Run, Run.id), (RunEvent, RunEvent.run_id)):
+            count = await session.scalar(
+                select(func.count()).select_from(model).where(column == run_id)
+            )
+            assert count == 0, model.__name__
+        for model in (Message, RunStep):
+            count = await session.scalar(
+                select(func.count()).select_from(model).where(model.run_id == run_id)
+            )
+            assert count == 0, model.__name__
+    # The thread is free: a run on it goes through.
+    async with env.maker() as session, session.begin():
+        run_id2, gate2 = await _create_adopted(env, session, thread_id)
+    gate2.set_result(None)
+    await _wait_idle(env.worker, 15)
+    async with env.maker() as session:
+        assert (await session.get_one(Run, run_id2)).status == "completed"
