@@ -11,87 +11,18 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistd.assistants import service as assistants_service
-from assistd.assistants.schemas import AssistantCreate
-from assistd.core.config import Settings
-from assistd.core.db import async_url, create_engine, libpq_dsn, make_sessionmaker, transaction
-from assistd.core.notify import Listener
-from assistd.engine.executor import EngineDeps
 from assistd.engine.sink import RunDiscarded
-from assistd.files.storage import LocalFileStorage
-from assistd.llm.chat import router_from_environment
 from assistd.models import Message, Run, RunEvent, RunStep
-from assistd.projects import service as projects_service
 from assistd.runs import service as runs_service
-from assistd.runs.events import QUEUE_CHANNEL
 from assistd.runs.schemas import RunCreate
-from assistd.threads import service as threads_service
-from assistd.threads.schemas import ThreadCreate
 from assistd.worker.loop import Worker
-from tests.conftest import Database
+from tests.engine.conftest import Env, make_thread
 from tests.support.scripted_chat import ScriptedChatServer
-
-
-@dataclass
-class Env:
-    maker: async_sessionmaker[AsyncSession]
-    settings: Settings
-    worker: Worker
-    project: str
-    assistant: str
-
-
-@pytest.fixture
-async def env(database: Database, chat: ScriptedChatServer, tmp_path: Path) -> AsyncIterator[Env]:
-    url = async_url(database.url)
-    settings = Settings(database_url=database.url, data_dir=tmp_path)
-    engine = create_engine(url, settings)
-    maker = make_sessionmaker(engine)
-    router = router_from_environment(
-        {"OPENAI_BASE_URL": chat.base_url, "OPENAI_API_KEY": "sk-test"}, max_retries=0
-    )
-
-    def no_embedder(name: str) -> object:
-        raise AssertionError("no embedding here")
-
-    deps = EngineDeps(
-        maker=maker,
-        router=router,
-        storage=LocalFileStorage(tmp_path / "files"),
-        settings=settings,
-        embedders=no_embedder,  # type: ignore[arg-type]
-    )
-    listener = Listener(libpq_dsn(url), [QUEUE_CHANNEL])
-    worker = Worker(deps, listener)
-    async with transaction(maker) as session:
-        key = await projects_service.create_key(session, f"adopt-{uuid.uuid4().hex[:10]}")
-        project = key.project_id
-        assistant = await assistants_service.create(
-            session, project, AssistantCreate(model="gpt-4o"), settings.embeddings
-        )
-    try:
-        yield Env(maker, settings, worker, project, assistant.id)
-    finally:
-        await engine.dispose()
-
-
-async def _thread(env: Env, text: str) -> str:
-    async with transaction(env.maker) as session:
-        thread = await threads_service.create(
-            session,
-            env.project,
-            ThreadCreate.model_validate({"messages": [{"role": "user", "content": text}]}),
-            env.settings.embeddings,
-        )
-        return thread.id
 
 
 async def _create_adopted(
@@ -119,7 +50,7 @@ async def _wait_idle(worker: Worker, seconds: float) -> None:
 
 async def test_committed_adopted_run_completes(env: Env, chat: ScriptedChatServer) -> None:
     reply = f"adopted {uuid.uuid4().hex[:8]}"
-    thread_id = await _thread(env, "#script " + json.dumps({"reply": reply}))
+    thread_id = await make_thread(env, "#script " + json.dumps({"reply": reply}))
     async with env.maker() as session, session.begin():
         run_id, gate = await _create_adopted(env, session, thread_id)
         # The model is called before the commit; nothing of the run is written yet.
@@ -149,7 +80,7 @@ async def test_rolled_back_adopted_run_leaves_nothing(env: Env, chat: ScriptedCh
     # A slow answer (60 words, 100 ms apart): the executor must drop it, not wait 6 s.
     marker = uuid.uuid4().hex[:8]
     plan = {"reply": " ".join(["word"] * 60), "delay_ms": 100, "tag": marker}
-    thread_id = await _thread(env, "#script " + json.dumps(plan))
+    thread_id = await make_thread(env, "#script " + json.dumps(plan))
     calls_before = len(chat.requests)
     started = time.monotonic()
     created: list[tuple[str, asyncio.Future[None]]] = []

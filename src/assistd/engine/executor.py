@@ -27,7 +27,7 @@ from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.db import transaction
 from assistd.engine import citations, prompt
-from assistd.engine.sink import Event, LostOwnership, RunSink
+from assistd.engine.sink import Event, LostOwnership, RunSink, plain_row
 from assistd.files import service as files_service
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
@@ -678,7 +678,7 @@ class RunExecutor:
                 images=self._pending_images,
             )
             self._pending_images = []
-            self.sink.later(self._open_message_op(self._message))
+            self._open_message(self._message)
         msg = self._message
         if text:
             msg.text += text
@@ -807,52 +807,44 @@ class RunExecutor:
             usage=None,
         )
 
-    def _open_message_op(self, msg: _OpenMessage) -> Any:
-        async def op(session: AsyncSession) -> list[Event]:
-            step = self._step_row(
-                msg.step_id,
-                msg.created_at,
-                "message_creation",
-                {
-                    "type": "message_creation",
-                    "message_creation": {"message_id": msg.message_id},
-                },
-            )
-            message = Message(
-                id=msg.message_id,
-                project_id=self.project_id,
-                thread_id=self.thread_id,
-                created_at=msg.created_at,
-                role="assistant",
-                content=[],
-                attachments=[],
-                metadata_={},
-                status="in_progress",
-                assistant_id=self.assistant_id,
-                run_id=self.run_id,
-                completed_at=None,
-                incomplete_at=None,
-                incomplete_details=None,
-            )
-            session.add_all([step, message])
-            await session.flush()
-            step_wire = step_data(step, self.include)
-            message_wire = message_to_wire(message).model_dump(mode="json")
-            events: list[Event] = [
-                ("thread.run.step.created", step_wire),
-                ("thread.run.step.in_progress", step_wire),
-                ("thread.message.created", message_wire),
-                ("thread.message.in_progress", message_wire),
-            ]
-            if msg.images:
-                parts = [
-                    {"index": i, **part} for i, part in enumerate(msg.content()[: len(msg.images)])
-                ]
-                delta = {"id": msg.message_id, "object": "thread.message.delta"}
-                events.append(("thread.message.delta", {**delta, "delta": {"content": parts}}))
-            return events
-
-        return op
+    def _open_message(self, msg: _OpenMessage) -> None:
+        """Queue the message_creation step and its message (plain inserts) with their events."""
+        step = self._step_row(
+            msg.step_id,
+            msg.created_at,
+            "message_creation",
+            {"type": "message_creation", "message_creation": {"message_id": msg.message_id}},
+        )
+        message = Message(
+            id=msg.message_id,
+            project_id=self.project_id,
+            thread_id=self.thread_id,
+            created_at=msg.created_at,
+            role="assistant",
+            content=[],
+            attachments=[],
+            metadata_={},
+            status="in_progress",
+            assistant_id=self.assistant_id,
+            run_id=self.run_id,
+            completed_at=None,
+            incomplete_at=None,
+            incomplete_details=None,
+        )
+        step_wire = step_data(step, self.include)
+        message_wire = message_to_wire(message).model_dump(mode="json")
+        produced: list[Event] = [
+            ("thread.run.step.created", step_wire),
+            ("thread.run.step.in_progress", step_wire),
+            ("thread.message.created", message_wire),
+            ("thread.message.in_progress", message_wire),
+        ]
+        if msg.images:
+            images = msg.content()[: len(msg.images)]
+            parts = [{"index": i, **part} for i, part in enumerate(images)]
+            delta = {"id": msg.message_id, "object": "thread.message.delta"}
+            produced.append(("thread.message.delta", {**delta, "delta": {"content": parts}}))
+        self.sink.insert_later([plain_row(step), plain_row(message)], produced)
 
     def _close_message_op(
         self, msg: _OpenMessage, usage: Usage | None, incomplete_reason: str | None

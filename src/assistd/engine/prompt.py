@@ -84,8 +84,11 @@ class RunContext:
         ]
 
 
-async def load_context(session: AsyncSession, storage: FileStorage, run_id: str) -> RunContext:
-    """Load the run, the thread's messages before it, and the run's own steps."""
+async def load_context(
+    session: AsyncSession, storage: FileStorage, run_id: str, *, fresh: bool = False
+) -> RunContext:
+    """Load the run, the thread's messages before it, and the run's own steps (``fresh``: the
+    run is being created in this transaction, so it has none yet)."""
     run = await session.get_one(Run, run_id)
     messages = list(
         await session.scalars(
@@ -94,8 +97,14 @@ async def load_context(session: AsyncSession, storage: FileStorage, run_id: str)
     )
     history = [m for m in messages if m.run_id != run.id]
     own = {m.id: m for m in messages if m.run_id == run.id}
-    steps = list(
-        await session.scalars(select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq))
+    steps = (
+        []
+        if fresh
+        else list(
+            await session.scalars(
+                select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq)
+            )
+        )
     )
     ctx = RunContext(run=run, history=history, steps=steps, own_messages=own)
     ctx.vector_stores = await _vector_stores(session, run)

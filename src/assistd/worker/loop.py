@@ -118,7 +118,7 @@ class Worker:
         returned gate: resolve it once the transaction has committed, or fail it (any
         exception) if it rolled back, and the run is dropped without a trace.
         """
-        ctx = await prompt.load_context(session, self.deps.storage, run_id)
+        ctx = await prompt.load_context(session, self.deps.storage, run_id, fresh=True)
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._start(run_id, preloaded=ctx, gate=gate)
         return gate
