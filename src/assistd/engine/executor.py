@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistd.core import ids, logs, metrics
@@ -27,7 +28,7 @@ from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.db import transaction
 from assistd.engine import citations, prompt
-from assistd.engine.sink import Event, LostOwnership, RunSink, plain_row
+from assistd.engine.sink import LOCKED_RUN, Event, LostOwnership, RunSink, plain_row
 from assistd.files import service as files_service
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
@@ -40,7 +41,7 @@ from assistd.llm.chat import (
 )
 from assistd.llm.embeddings import Embedder
 from assistd.messages.service import to_wire as message_to_wire
-from assistd.models import Message, RunStep
+from assistd.models import Message, Run, RunStep
 from assistd.runs import lifecycle
 from assistd.runs.status import transition
 from assistd.runs.wire import step_data
@@ -715,10 +716,18 @@ class RunExecutor:
                 },
             )
 
+    async def _locked_run(self, session: AsyncSession) -> Run:
+        """The run, locked: the row the sink's ownership check locked in this transaction."""
+        run = session.info.get(LOCKED_RUN)
+        if isinstance(run, Run) and run.id == self.run_id:
+            return run
+        return await lifecycle.lock_run(session, self.run_id)
+
     def _save_text_op(self, message_id: str, content: list[dict[str, Any]]) -> Any:
         async def op(session: AsyncSession) -> list[Event]:
-            message = await session.get_one(Message, message_id)
-            message.content = content
+            await session.execute(
+                update(Message).where(Message.id == message_id).values(content=content)
+            )
             return []
 
         return op
@@ -850,24 +859,35 @@ class RunExecutor:
         self, msg: _OpenMessage, usage: Usage | None, incomplete_reason: str | None
     ) -> Any:
         async def op(session: AsyncSession) -> list[Event]:
-            message = await session.get_one(Message, msg.message_id)
-            step = await session.get_one(RunStep, msg.step_id)
             notes = citations.annotate(msg.text, self._citations) + self._file_paths(msg.text)
             notes.sort(key=lambda n: int(n["start_index"]))
             stamp = now()
-            message.content = msg.content(notes)
+            fields: dict[str, Any] = {"content": msg.content(notes)}
             if incomplete_reason:
-                message.status = "incomplete"
-                message.incomplete_at = stamp
-                message.incomplete_details = {"reason": incomplete_reason}
+                fields.update(
+                    status="incomplete",
+                    incomplete_at=stamp,
+                    incomplete_details={"reason": incomplete_reason},
+                )
             else:
-                message.status = "completed"
-                message.completed_at = stamp
-            step.status = "completed"
-            step.completed_at = stamp
+                fields.update(status="completed", completed_at=stamp)
+            message = await session.scalar(
+                update(Message)
+                .where(Message.id == msg.message_id)
+                .values(**fields)
+                .returning(Message)
+            )
+            step_fields: dict[str, Any] = {"status": "completed", "completed_at": stamp}
             if usage is not None:
-                step.usage = _usage_dict(usage)
-            await session.flush()
+                step_fields["usage"] = _usage_dict(usage)
+            step = await session.scalar(
+                update(RunStep)
+                .where(RunStep.id == msg.step_id)
+                .values(**step_fields)
+                .returning(RunStep)
+            )
+            if message is None or step is None:
+                raise RuntimeError(f"run {self.run_id}: its open message or step is gone")
             kind = "incomplete" if incomplete_reason else "completed"
             return [
                 (f"thread.message.{kind}", message_to_wire(message).model_dump(mode="json")),
@@ -931,7 +951,7 @@ class RunExecutor:
         settings = self.deps.settings
 
         async def op(session: AsyncSession) -> list[Event]:
-            run = await lifecycle.lock_run(session, self.run_id)
+            run = await self._locked_run(session)
             if run.status == "cancelling":
                 return await lifecycle.finish_run(session, run, "cancelled")
             action = {
@@ -962,7 +982,7 @@ class RunExecutor:
 
     def _completed_op(self) -> Any:
         async def op(session: AsyncSession) -> list[Event]:
-            run = await lifecycle.lock_run(session, self.run_id)
+            run = await self._locked_run(session)
             usage = await lifecycle.step_usage_total(session, self.run_id)
             return [transition(run, "completed", usage=usage)]
 
@@ -970,7 +990,7 @@ class RunExecutor:
 
     def _incomplete_op(self, reason: str) -> Any:
         async def op(session: AsyncSession) -> list[Event]:
-            run = await lifecycle.lock_run(session, self.run_id)
+            run = await self._locked_run(session)
             usage = await lifecycle.step_usage_total(session, self.run_id)
             return [
                 transition(run, "incomplete", usage=usage, incomplete_details={"reason": reason})
@@ -988,7 +1008,7 @@ class RunExecutor:
                 message = await session.get(Message, partial.message_id)
                 if message is not None and message.status == "in_progress":
                     message.content = partial.content()
-            run = await lifecycle.lock_run(session, self.run_id)
+            run = await self._locked_run(session)
             if run.status not in ("in_progress", "cancelling"):
                 return []  # someone else (the reaper) already ended it
             if outcome == "failed" and run.status == "cancelling":

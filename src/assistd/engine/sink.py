@@ -38,6 +38,9 @@ Row = tuple[Table, dict[str, Any]]
 
 _EXECUTING = ("in_progress", "cancelling")
 
+LOCKED_RUN = "assistd.locked_run"
+"""``session.info`` key: the run row an owner's transaction has locked (ops use it)."""
+
 
 def plain_row(obj: DeclarativeBase) -> Row:
     """A new ORM object as a row to insert; columns left None that the database fills
@@ -229,13 +232,10 @@ class RunSink:
         return []
 
     async def _check_owner(self, session: AsyncSession) -> None:
-        row = (
-            await session.execute(
-                select(Run.worker_id, Run.status).where(Run.id == self.run_id).with_for_update()
-            )
-        ).first()
-        if row is None or row[0] != self.owner or row[1] not in ("in_progress", "cancelling"):
+        run = await session.scalar(select(Run).where(Run.id == self.run_id).with_for_update())
+        if run is None or run.worker_id != self.owner or run.status not in _EXECUTING:
             raise LostOwnership(f"run {self.run_id} is no longer owned by {self.owner}")
+        session.info[LOCKED_RUN] = run
 
 
 async def _noop(session: AsyncSession) -> list[Event]:
