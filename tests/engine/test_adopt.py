@@ -26,14 +26,15 @@ from tests.support.scripted_chat import ScriptedChatServer
 
 
 async def _create_adopted(
-    env: Env, session: AsyncSession, thread_id: str
+    env: Env, session: AsyncSession, thread_id: str, say: str | None = None
 ) -> tuple[str, asyncio.Future[None]]:
+    extra = [{"role": "user", "content": say}] if say else []
     run = await runs_service.create_run(
         session,
         env.settings,
         env.project,
         thread_id,
-        RunCreate(assistant_id=env.assistant),
+        RunCreate.model_validate({"assistant_id": env.assistant, "additional_messages": extra}),
         [],
         adopt=env.worker.id,
     )
@@ -110,10 +111,13 @@ async def test_rolled_back_adopted_run_leaves_nothing(env: Env, chat: ScriptedCh
             "steps": await session.scalar(select(func.count()).where(RunStep.run_id == run_id)),
         }
     assert left == {"runs": 0, "events": 0, "messages": 0, "steps": 0}
-    # The thread is free: a run on it goes through.
+    # The thread is free: a run on it goes through (a quick one: this worker sends no
+    # heartbeats, and a session worker may reap runs past the tests' 3 s lease).
+    quick = "#script " + json.dumps({"reply": "again"})
     async with env.maker() as session, session.begin():
-        run_id2, gate2 = await _create_adopted(env, session, thread_id)
+        run_id2, gate2 = await _create_adopted(env, session, thread_id, quick)
     gate2.set_result(None)
     await _wait_idle(env.worker, 15)
     async with env.maker() as session:
-        assert (await session.get_one(Run, run_id2)).status == "completed"
+        run2 = await session.get_one(Run, run_id2)
+    assert (run2.status, run2.last_error) == ("completed", None)

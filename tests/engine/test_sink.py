@@ -4,6 +4,7 @@ batch writes nothing. Events keep their order and ids grow in it."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -33,6 +34,8 @@ async def _owned_run(env: Env) -> str:
             [],
             adopt=OWNER,
         )
+        # A heartbeat far ahead: a session worker's reaper (3 s lease in the tests) leaves it.
+        run.heartbeat_at = time.time() + 3600
         return run.id
 
 

@@ -643,17 +643,18 @@ class RunExecutor:
         backend = self.deps.router.backend_for(run.model)
         usage: Usage | None = None
         finish: str | None = None
-        async for chunk in backend.stream(request):
-            if chunk.content or chunk.refusal:
-                self._on_text(chunk.content or "", chunk.refusal or "")
-            if chunk.tool_calls:
-                self._close_message(usage=None)
-                for delta in chunk.tool_calls:
-                    self._on_tool_delta(delta.index, delta.id, delta.name, delta.arguments)
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if chunk.finish_reason:
-                finish = chunk.finish_reason
+        async with contextlib.aclosing(backend.stream(request)) as chunks:
+            async for chunk in chunks:
+                if chunk.content or chunk.refusal:
+                    self._on_text(chunk.content or "", chunk.refusal or "")
+                if chunk.tool_calls:
+                    self._close_message(usage=None)
+                    for delta in chunk.tool_calls:
+                        self._on_tool_delta(delta.index, delta.id, delta.name, delta.arguments)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.finish_reason:
+                    finish = chunk.finish_reason
         calls = list(self._tool_step.calls.values()) if self._tool_step else []
         if usage is None:
             # The backend reported no usage: count what was sent and received ourselves.

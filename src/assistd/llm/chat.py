@@ -12,7 +12,7 @@ import json
 import os
 import time
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -86,7 +86,7 @@ class ChatRequest:
 class ChatBackend(Protocol):
     """Streams chat completions."""
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """Yield chunks of the completion of ``request``."""
         ...
 
@@ -98,7 +98,7 @@ class OpenAIChatBackend:
         self.client = client
         self.deployment_for = deployment_for
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         """Stream a completion, mapping SDK errors to ``BackendError``."""
         kwargs: dict[str, Any] = {
             "model": self.deployment_for.get(request.model, request.model),
@@ -122,13 +122,16 @@ class OpenAIChatBackend:
         first = True
         try:
             stream = await self.client.chat.completions.create(**kwargs)
-            async for chunk in stream:
-                if first:
-                    first = False
-                    metrics.BACKEND_FIRST_TOKEN.labels(request.model).observe(
-                        time.perf_counter() - start
-                    )
-                yield _convert(chunk)
+            # Closed on every exit, cancellation included: the connection goes back to the
+            # pool (or is dropped) instead of lingering half-read.
+            async with stream:
+                async for chunk in stream:
+                    if first:
+                        first = False
+                        metrics.BACKEND_FIRST_TOKEN.labels(request.model).observe(
+                            time.perf_counter() - start
+                        )
+                    yield _convert(chunk)
             metrics.BACKEND_SECONDS.labels(request.model).observe(time.perf_counter() - start)
         except openai.RateLimitError as exc:
             metrics.BACKEND_ERRORS.labels(request.model, "rate_limit_exceeded").inc()

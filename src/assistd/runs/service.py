@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,7 @@ from assistd.core.errors import ConflictingStateError, InvalidRequestError, NotF
 from assistd.core.pagination import ListParams, paginate
 from assistd.messages import service as messages_service
 from assistd.messages.schemas import MessageCreate
-from assistd.models import Message, Run, RunStep, Thread
+from assistd.models import Assistant, Message, Run, RunStep, Thread
 from assistd.models.run import ACTIVE_STATUSES
 from assistd.runs import events, lifecycle
 from assistd.runs.schemas import (
@@ -51,29 +51,58 @@ def check_include(include: list[str]) -> list[str]:
     return include
 
 
+_ACTIVE_RUN = (
+    select(Run.id)
+    .where(Run.thread_id == Thread.id, Run.status.in_(ACTIVE_STATUSES))
+    .limit(1)
+    .scalar_subquery()
+)
+_LOCK_IDLE_THREAD = (
+    select(Thread, _ACTIVE_RUN)
+    .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
+    .with_for_update(of=Thread)
+)
+_LOCK_IDLE_THREAD_WITH_ASSISTANT = (
+    select(Thread, _ACTIVE_RUN, Assistant)
+    .outerjoin(
+        Assistant,
+        and_(
+            Assistant.id == bindparam("assistant_id"),
+            Assistant.project_id == bindparam("project_id"),
+        ),
+    )
+    .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
+    .with_for_update(of=Thread)
+)
+
+
 async def lock_idle_thread(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
     """The thread, locked against concurrent run creation and message adds, in one round
     trip with the check that no run is active on it (404 when not the caller's,
     ``ActiveRunError`` while a run is active)."""
-    active = (
-        select(Run.id)
-        .where(Run.thread_id == Thread.id, Run.status.in_(ACTIVE_STATUSES))
-        .limit(1)
-        .scalar_subquery()
-    )
-    row = (
-        await session.execute(
-            select(Thread, active)
-            .where(Thread.id == thread_id, Thread.project_id == project_id)
-            .with_for_update(of=Thread)
-        )
-    ).first()
+    params = {"thread_id": thread_id, "project_id": project_id}
+    row = (await session.execute(_LOCK_IDLE_THREAD, params)).first()
     if row is None:
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
     thread: Thread = row[0]
     if row[1] is not None:
         raise ActiveRunError(thread_id, row[1])
     return thread
+
+
+async def _lock_idle_thread_with_assistant(
+    session: AsyncSession, project_id: str, thread_id: str, assistant_id: str
+) -> tuple[Thread, Assistant | None]:
+    """``lock_idle_thread`` that also reads the project's assistant (None when it has none
+    with that id), in the same round trip."""
+    params = {"thread_id": thread_id, "project_id": project_id, "assistant_id": assistant_id}
+    row = (await session.execute(_LOCK_IDLE_THREAD_WITH_ASSISTANT, params)).first()
+    if row is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    thread: Thread = row[0]
+    if row[1] is not None:
+        raise ActiveRunError(thread_id, row[1])
+    return thread, row[2]
 
 
 class ActiveRunError(ConflictingStateError):
@@ -143,8 +172,10 @@ async def _new_run(
     *,
     prelude: list[tuple[str, dict[str, Any]]] | None = None,
     adopt: str | None = None,
+    assistant: Assistant | None = None,
 ) -> Run:
-    assistant = await assistants_service.get(session, project_id, req.assistant_id)
+    if assistant is None:
+        assistant = await assistants_service.get(session, project_id, req.assistant_id)
     given = req.model_fields_set
     tools = (
         [tool_to_wire(t) for t in req.tools or []]
@@ -235,7 +266,11 @@ async def create_run(
 ) -> Run:
     """Enqueue a run on a thread (one active run per thread); with ``adopt``, claim it for
     that worker of this process right away."""
-    thread = await lock_idle_thread(session, project_id, thread_id)
+    thread, assistant = await _lock_idle_thread_with_assistant(
+        session, project_id, thread_id, req.assistant_id
+    )
+    if assistant is None:
+        raise NotFoundError.for_object("assistant", req.assistant_id, param="assistant_id")
     for i, message in enumerate(req.additional_messages or []):
         await messages_service.create(
             session, project_id, thread_id, message, param_prefix=f"additional_messages[{i}]."
@@ -246,7 +281,9 @@ async def create_run(
         messages_service.file_search_attachments(req.additional_messages or []),
         settings.embeddings,
     )
-    return await _new_run(session, settings, project_id, thread_id, req, include, adopt=adopt)
+    return await _new_run(
+        session, settings, project_id, thread_id, req, include, adopt=adopt, assistant=assistant
+    )
 
 
 async def create_thread_and_run(
