@@ -130,12 +130,21 @@ def local_embedder_available() -> bool:
     return _find_tokenizer_file() is not None
 
 
+_TEXTS_PER_CALL = 16
+"""Texts embedded per worker-thread call (the thread hop costs little next to ~35 ms a text)."""
+
+
 class LocalMiniLM:
     """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling, in-process and offline.
 
     The tokenizer loads on first use and the ONNX session on the first :meth:`embed`; both
     loads are guarded by a lock, so concurrent first calls load once. Inference runs in a
-    worker thread (``asyncio.to_thread``), one batch at a time, so the event loop stays free.
+    worker thread (``asyncio.to_thread``), a few texts per call, so the event loop stays free.
+
+    ``batch_size`` is how many texts one ``session.run`` takes. One is fastest on a CPU:
+    measured on 2 cores, 5.8k wordpieces/s at 1 against 2.9k at 32 (identical vectors), and
+    about 340 MB of memory instead of 1 GB: the per-batch attention tensors (batch x 12 x
+    256 x 256 floats) stop fitting in the caches, and nothing is padded.
     """
 
     name = "local:all-MiniLM-L6-v2"
@@ -146,7 +155,7 @@ class LocalMiniLM:
         self,
         *,
         threads: int = 2,
-        batch_size: int = 32,
+        batch_size: int = 1,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
     ) -> None:
@@ -234,16 +243,18 @@ class LocalMiniLM:
             return np.zeros((0, self.dimension), dtype=np.float32)
         session = self._load_session()
         tokenizer, _ = self._load_tokenizers()
-        encodings = tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._input_names:
-            feed["token_type_ids"] = np.zeros_like(ids)
-        hidden: Vectors = session.run(None, feed)[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        return _normalise(pooled.astype(np.float32, copy=False))
+        out: list[Vectors] = []
+        for start in range(0, len(texts), self.batch_size):
+            encodings = tokenizer.encode_batch(list(texts[start : start + self.batch_size]))
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._input_names:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            hidden: Vectors = session.run(None, feed)[0]
+            weights = mask[..., None].astype(np.float32)
+            out.append((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
+        return _normalise(np.concatenate(out).astype(np.float32, copy=False))
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """Unit vectors of ``texts``; inputs past 256 wordpieces are truncated."""
@@ -254,8 +265,9 @@ class LocalMiniLM:
         # Batch texts of similar length together: padding to the longest in a batch is waste.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[list[float]] = [[] for _ in texts]
-        for start in range(0, len(order), self.batch_size):
-            part = order[start : start + self.batch_size]
+        per_call = max(self.batch_size, _TEXTS_PER_CALL)
+        for start in range(0, len(order), per_call):
+            part = order[start : start + per_call]
             vectors = await asyncio.to_thread(self.encode, [texts[i] for i in part])
             for i, vector in zip(part, vectors.tolist(), strict=True):
                 out[i] = vector
