@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core.clock import now
 from assistd.core.db import transaction
-from assistd.engine.sink import Event, LostOwnership, RunSink, plain_row
-from assistd.models import Message, Run, RunEvent
+from assistd.engine.sink import Event, LostOwnership, RunSink, Update, plain_row, table_of
+from assistd.models import Message, Run, RunEvent, RunStep
 from assistd.runs import service as runs_service
 from assistd.runs.schemas import RunCreate
 from tests.engine.conftest import Env, make_thread
@@ -133,3 +133,106 @@ async def test_an_ended_run_takes_no_more_events(env: Env) -> None:
         await sink.flush()
     await sink.close()
     assert await _events(env, run_id) == before
+
+
+def _step(env: Env, run_id: str, thread_id: str, usage: dict[str, int] | None) -> RunStep:
+    return RunStep(
+        id=f"step_{uuid.uuid4().hex}",
+        project_id=env.project,
+        run_id=run_id,
+        thread_id=thread_id,
+        assistant_id=env.assistant,
+        created_at=now(),
+        type="message_creation",
+        status="in_progress",
+        step_details={"type": "message_creation", "message_creation": {"message_id": "m"}},
+        last_error=None,
+        expired_at=None,
+        cancelled_at=None,
+        failed_at=None,
+        completed_at=None,
+        metadata_={},
+        usage=usage,
+    )
+
+
+@pytest.mark.parametrize("kind", ["plain", "orm"])
+async def test_updates_read_back_what_others_changed_and_sum_the_run_usage(
+    env: Env, kind: str
+) -> None:
+    """Closing a message and completing the run: the events carry the metadata the user set
+    meanwhile (read back by the update, not the writer's stale copy) and the run's usage is
+    the sum over its steps, the step closed in the same batch included."""
+    run_id = await _owned_run(env)
+    async with env.maker() as session:
+        thread_id = (await session.get_one(Run, run_id)).thread_id
+    earlier = _step(
+        env, run_id, thread_id, {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    )
+    message = _message(env, run_id, thread_id)
+    step = _step(env, run_id, thread_id, None)
+    sink = RunSink(env.maker, run_id, owner=OWNER)
+    sink.insert_later([plain_row(earlier), plain_row(step), plain_row(message)], [])
+    await sink.flush()
+    # The user sets metadata on the message and the run while the run goes on.
+    async with transaction(env.maker) as session:
+        await session.execute(
+            update(Message).where(Message.id == message.id).values(metadata_={"k": "user"})
+        )
+        await session.execute(update(Run).where(Run.id == run_id).values(metadata_={"r": "1"}))
+    before = await _events(env, run_id)
+    stale = {"id": message.id, "metadata": {}, "status": "completed"}
+    usage = {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}
+    close = [
+        Update(table_of(Message), message.id, {"status": "completed"}, patch=("metadata",)),
+        Update(table_of(RunStep), step.id, {"status": "completed", "usage": usage}),
+    ]
+    run_done = Update(
+        table_of(Run),
+        run_id,
+        {"status": "completed", "worker_id": None, "heartbeat_at": None},
+        patch=("metadata", "usage"),
+        run_usage=True,
+    )
+    if kind == "orm":
+        # An ORM op in the batch sends it all through a transaction instead.
+        async def op(session: AsyncSession) -> list[Event]:
+            return [("thread.run.step.delta", {"orm": True})]
+
+        sink.later(op)
+    sink.update_later(
+        close,
+        [("thread.message.completed", stale, 0), ("thread.run.step.completed", {}, None)],
+    )
+    await sink.update([run_done], [("thread.run.completed", {"id": run_id, "metadata": {}}, 0)])
+    await sink.close()
+    after = {name: data for _, name, data in (await _events(env, run_id))[len(before) :]}
+    assert after["thread.message.completed"]["metadata"] == {"k": "user"}
+    assert after["thread.message.completed"]["status"] == "completed"
+    expected = {"prompt_tokens": 18, "completion_tokens": 8, "total_tokens": 26}
+    assert after["thread.run.completed"]["metadata"] == {"r": "1"}
+    assert after["thread.run.completed"]["usage"] == expected
+    async with env.maker() as session:
+        run = await session.get_one(Run, run_id)
+        assert (run.status, run.usage, run.worker_id) == ("completed", expected, None)
+        stored = await session.get_one(Message, message.id)
+        assert (stored.status, stored.metadata_) == ("completed", {"k": "user"})
+
+
+async def test_an_update_of_a_row_inserted_in_the_same_batch_applies(env: Env) -> None:
+    run_id = await _owned_run(env)
+    async with env.maker() as session:
+        thread_id = (await session.get_one(Run, run_id)).thread_id
+    message = _message(env, run_id, thread_id)
+    sink = RunSink(env.maker, run_id, owner=OWNER)
+    sink.insert_later([plain_row(message)], [("thread.message.created", {"id": message.id})])
+    sink.update_later(
+        [Update(table_of(Message), message.id, {"status": "completed"}, patch=("metadata",))],
+        [("thread.message.completed", {"id": message.id, "metadata": None}, 0)],
+    )
+    await sink.flush()
+    await sink.close()
+    names = {name: data for _, name, data in await _events(env, run_id)}
+    assert names["thread.message.completed"]["metadata"] == {}
+    async with env.maker() as session:
+        assert (await session.get_one(Message, message.id)).status == "completed"

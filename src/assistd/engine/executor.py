@@ -28,7 +28,15 @@ from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.db import transaction
 from assistd.engine import citations, prompt
-from assistd.engine.sink import LOCKED_RUN, Event, LostOwnership, RunSink, plain_row
+from assistd.engine.sink import (
+    LOCKED_RUN,
+    Event,
+    LostOwnership,
+    RunSink,
+    Update,
+    plain_row,
+    table_of,
+)
 from assistd.files import service as files_service
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
@@ -44,7 +52,7 @@ from assistd.messages.service import to_wire as message_to_wire
 from assistd.models import Message, Run, RunStep
 from assistd.runs import lifecycle
 from assistd.runs.status import transition
-from assistd.runs.wire import step_data
+from assistd.runs.wire import run_data, step_data
 from assistd.sandbox.containers import SandboxUnavailable
 from assistd.sandbox.manager import Execution, InputFile, SandboxManager
 from assistd.vector_stores import search
@@ -196,6 +204,9 @@ class _OpenMessage:
     images: list[str] = field(default_factory=list)
     """image_file ids shown before the text (plots from code_interpreter)."""
     saved_at: float = field(default_factory=time.monotonic)
+    row: Message | None = None
+    """The message as inserted (kept to announce its end without reading it back)."""
+    step: RunStep | None = None
 
     def content(self, annotations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = [
@@ -421,7 +432,7 @@ class RunExecutor:
                     await self.sink.apply(self._incomplete_op("max_completion_tokens"))
                     self.outcome = "incomplete"
                     return
-                await self.sink.apply(self._completed_op())
+                await self._complete(ctx.run)
                 self.outcome = "completed"
                 return
             raise BackendError("server_error", "The run exceeded the maximum number of turns.")
@@ -734,11 +745,45 @@ class RunExecutor:
         return op
 
     def _close_message(self, usage: Usage | None, incomplete_reason: str | None = None) -> None:
+        """Queue the open message's end (completed, or incomplete for ``incomplete_reason``)
+        and its step's, with their events."""
         msg = self._message
         if msg is None:
             return
         self._message = None
-        self.sink.later(self._close_message_op(msg, usage, incomplete_reason))
+        message, step = msg.row, msg.step
+        assert message is not None
+        assert step is not None
+        notes = citations.annotate(msg.text, self._citations) + self._file_paths(msg.text)
+        notes.sort(key=lambda n: int(n["start_index"]))
+        stamp = now()
+        fields: dict[str, Any] = {"content": msg.content(notes)}
+        if incomplete_reason:
+            fields.update(
+                status="incomplete",
+                incomplete_at=stamp,
+                incomplete_details={"reason": incomplete_reason},
+            )
+        else:
+            fields.update(status="completed", completed_at=stamp)
+        step_fields: dict[str, Any] = {"status": "completed", "completed_at": stamp}
+        if usage is not None:
+            step_fields["usage"] = _usage_dict(usage)
+        for key, value in fields.items():
+            setattr(message, key, value)
+        for key, value in step_fields.items():
+            setattr(step, key, value)
+        kind = "incomplete" if incomplete_reason else "completed"
+        self.sink.update_later(
+            [
+                Update(table_of(Message), message.id, fields, patch=("metadata",)),
+                Update(table_of(RunStep), step.id, step_fields),
+            ],
+            [
+                (f"thread.message.{kind}", message_to_wire(message).model_dump(mode="json"), 0),
+                ("thread.run.step.completed", step_data(step, self.include), None),
+            ],
+        )
 
     def _on_tool_delta(
         self, index: int, call_id: str | None, name: str | None, arguments: str
@@ -854,48 +899,8 @@ class RunExecutor:
             parts = [{"index": i, **part} for i, part in enumerate(images)]
             delta = {"id": msg.message_id, "object": "thread.message.delta"}
             produced.append(("thread.message.delta", {**delta, "delta": {"content": parts}}))
+        msg.row, msg.step = message, step
         self.sink.insert_later([plain_row(step), plain_row(message)], produced)
-
-    def _close_message_op(
-        self, msg: _OpenMessage, usage: Usage | None, incomplete_reason: str | None
-    ) -> Any:
-        async def op(session: AsyncSession) -> list[Event]:
-            notes = citations.annotate(msg.text, self._citations) + self._file_paths(msg.text)
-            notes.sort(key=lambda n: int(n["start_index"]))
-            stamp = now()
-            fields: dict[str, Any] = {"content": msg.content(notes)}
-            if incomplete_reason:
-                fields.update(
-                    status="incomplete",
-                    incomplete_at=stamp,
-                    incomplete_details={"reason": incomplete_reason},
-                )
-            else:
-                fields.update(status="completed", completed_at=stamp)
-            message = await session.scalar(
-                update(Message)
-                .where(Message.id == msg.message_id)
-                .values(**fields)
-                .returning(Message)
-            )
-            step_fields: dict[str, Any] = {"status": "completed", "completed_at": stamp}
-            if usage is not None:
-                step_fields["usage"] = _usage_dict(usage)
-            step = await session.scalar(
-                update(RunStep)
-                .where(RunStep.id == msg.step_id)
-                .values(**step_fields)
-                .returning(RunStep)
-            )
-            if message is None or step is None:
-                raise RuntimeError(f"run {self.run_id}: its open message or step is gone")
-            kind = "incomplete" if incomplete_reason else "completed"
-            return [
-                (f"thread.message.{kind}", message_to_wire(message).model_dump(mode="json")),
-                ("thread.run.step.completed", step_data(step, self.include)),
-            ]
-
-        return op
 
     def _file_paths(self, text: str) -> list[dict[str, Any]]:
         """``file_path`` annotations for ``sandbox:/mnt/data/...`` links to files the code
@@ -981,13 +986,25 @@ class RunExecutor:
 
         return op
 
-    def _completed_op(self) -> Any:
-        async def op(session: AsyncSession) -> list[Event]:
-            run = await self._locked_run(session)
-            usage = await lifecycle.step_usage_total(session, self.run_id)
-            return [transition(run, "completed", usage=usage)]
-
-        return op
+    async def _complete(self, run: Run) -> None:
+        """End the run ``completed`` (``run``: its row as loaded; what others may have
+        changed since, its metadata, is read back by the update)."""
+        name, _ = transition(run, "completed")
+        values = {
+            column: getattr(run, column)
+            for column in (
+                "status",
+                "completed_at",
+                "expires_at",
+                "worker_id",
+                "heartbeat_at",
+                "required_action",
+            )
+        }
+        await self.sink.update(
+            [Update(table_of(Run), run.id, values, patch=("metadata", "usage"), run_usage=True)],
+            [(name, run_data(run), 0)],
+        )
 
     def _incomplete_op(self, reason: str) -> Any:
         async def op(session: AsyncSession) -> list[Event]:

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy import Table, insert, inspect, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from assistd.models import Run
-from assistd.runs import events
+from assistd.runs import events, lifecycle
 from assistd.runs.local import HUB
 
 Event = tuple[str, dict[str, Any]]
@@ -40,6 +40,13 @@ _EXECUTING = ("in_progress", "cancelling")
 
 LOCKED_RUN = "assistd.locked_run"
 """``session.info`` key: the run row an owner's transaction has locked (ops use it)."""
+
+
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """The table an ORM class maps."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 def plain_row(obj: DeclarativeBase) -> Row:
@@ -59,11 +66,33 @@ def plain_row(obj: DeclarativeBase) -> Row:
 
 
 @dataclass
+class Update:
+    """A row to update by id. ``patch`` columns are read back by the update and copied into
+    the data of the events that announce the row (``PlainEvent.patch``): fields others may
+    change meanwhile, like ``metadata``. With ``run_usage`` the row (a run) also gets
+    ``usage``, the sum over the run's steps including this batch's step updates."""
+
+    table: Table
+    id: str
+    values: dict[str, Any]
+    patch: tuple[str, ...] = ()
+    run_usage: bool = False
+
+
+PlainEvent = tuple[str, dict[str, Any], int | None]
+"""An event and the index (among its item's updates) of the update whose ``patch`` columns
+its data takes, if any."""
+
+
+@dataclass
 class _Item:
     events: list[Event]
     op: Op | None
     done: asyncio.Future[None] | None
     rows: list[Row] | None = None
+    updates: list[Update] | None = None
+    patches: list[int | None] | None = None
+    """Per event: the index of the update (in ``updates``) that patches it."""
 
 
 class LostOwnership(RuntimeError):
@@ -111,6 +140,18 @@ class RunSink:
         """Queue plain row inserts and the events that announce them, without waiting."""
         self._raise_if_failed()
         self._queue.put_nowait(_Item(produced, None, None, rows))
+
+    def update_later(self, updates: list[Update], produced: list[PlainEvent]) -> None:
+        """Queue plain row updates and the events that announce them, without waiting."""
+        self._raise_if_failed()
+        self._queue.put_nowait(_plain_item(updates, produced, None))
+
+    async def update(self, updates: list[Update], produced: list[PlainEvent]) -> None:
+        """Plain row updates and their events, in order; wait until committed."""
+        self._raise_if_failed()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_plain_item(updates, produced, done))
+        await done
 
     def later(self, op: Op) -> None:
         """Queue ``op`` in order without waiting for it."""
@@ -172,21 +213,13 @@ class RunSink:
             produced: list[Event] = []
             try:
                 if self.owner is not None and all(item.op is None for item in batch):
-                    for item in batch:
-                        produced.extend(item.events)
-                    ids = await self._write_plain(
-                        [row for item in batch for row in item.rows or ()], produced
-                    )
+                    ids, produced = await self._write_plain(batch)
                 else:
                     async with self.maker() as session, session.begin():
                         if self.owner is not None:
                             await self._check_owner(session)
                         for item in batch:
-                            for table, values in item.rows or ():
-                                await session.execute(insert(table), [values])
-                            produced.extend(item.events)
-                            if item.op is not None:
-                                produced.extend(await item.op(session))
+                            produced.extend(await self._apply_item(session, item))
                         ids = await events.append(session, self.run_id, produced)
             except Exception as exc:
                 self._error = exc
@@ -206,9 +239,77 @@ class RunSink:
             if stop:
                 return
 
-    async def _write_plain(self, rows: list[Row], produced: list[Event]) -> list[int]:
-        """Check ownership, insert ``rows`` and append ``produced`` in one statement."""
-        sql, params = _plain_statement(self.run_id, self.owner, rows, produced)
+    async def _apply_item(self, session: AsyncSession, item: _Item) -> list[Event]:
+        """One item inside a transaction (the ORM path); the events it produced."""
+        for table, values in item.rows or ():
+            await session.execute(insert(table), [values])
+        patched: list[dict[str, Any]] = []
+        for u in item.updates or ():
+            values = dict(u.values)
+            if u.run_usage:
+                await session.flush()
+                values["usage"] = await lifecycle.step_usage_total(session, self.run_id)
+            returning = [u.table.c[c] for c in u.patch] or [u.table.c.id]
+            row = (
+                await session.execute(
+                    update(u.table).where(u.table.c.id == u.id).values(values).returning(*returning)
+                )
+            ).first()
+            # (A row deleted meanwhile, like a message the user removed, patches nothing.)
+            patched.append({} if row is None else {c: row._mapping[c] for c in u.patch})
+            if u.table is Run.__table__:
+                # The ORM copy of the run (if any) is stale now: later ops reload it.
+                locked = session.info.pop(LOCKED_RUN, None)
+                if locked is not None:
+                    session.expunge(locked)
+        out = _patched(item.events, item.patches, patched)
+        if item.op is not None:
+            out.extend(await item.op(session))
+        return out
+
+    async def _write_plain(self, batch: list[_Item]) -> tuple[list[int], list[Event]]:
+        """Check ownership, insert and update the batch's rows and append its events, in one
+        statement; the new event ids and the events as stored."""
+        rows: list[Row] = []
+        updates: list[Update] = []
+        produced: list[Event] = []
+        patch_of: list[int | None] = []
+        for item in batch:
+            rows.extend(item.rows or ())
+            base = len(updates)
+            updates.extend(item.updates or ())
+            produced.extend(item.events)
+            patches = item.patches or [None] * len(item.events)
+            patch_of.extend(None if p is None else base + p for p in patches)
+        # An update of a row this same statement inserts would not see it (one snapshot):
+        # fold it into the insert, and patch its events from the values inserted.
+        step_usage = [u for u in updates if u.table.name == "run_steps" and "usage" in u.values]
+        inserted = {(table.name, values.get("id")): i for i, (table, values) in enumerate(rows)}
+        rows = [(table, dict(values)) for table, values in rows]
+        kept: list[Update] = []
+        where: dict[int, int] = {}
+        folded: dict[int, dict[str, Any]] = {}
+        for k, u in enumerate(updates):
+            i = inserted.get((u.table.name, u.id))
+            if i is not None and not u.run_usage:
+                rows[i][1].update(u.values)
+                folded[k] = {c: rows[i][1].get(c) for c in u.patch}
+            else:
+                where[k] = len(kept)
+                kept.append(u)
+        if folded:
+            produced = _patched(
+                produced,
+                [p if p in folded else None for p in patch_of],
+                [folded.get(k, {}) for k in range(len(updates))],
+            )
+            patch_of = [None if p is None or p in folded else where[p] for p in patch_of]
+        else:
+            patch_of = [None if p is None else where[p] for p in patch_of]
+        updates = kept
+        sql, params = _plain_statement(
+            self.run_id, self.owner, rows, updates, step_usage, produced, patch_of
+        )
         engine = self.maker.kw["bind"]
         assert isinstance(engine, AsyncEngine)
         async with engine.connect() as conn:
@@ -222,14 +323,18 @@ class RunSink:
                 result = await cursor.fetchall()
             finally:
                 await pg.set_autocommit(False)
-        if produced:
-            ids = sorted(int(r[0]) for r in result)
-            if len(ids) != len(produced):
+        if not produced:
+            if not result or not result[0][1]:
                 raise LostOwnership(f"run {self.run_id} is no longer owned by {self.owner}")
-            return ids
-        if not result or not result[0][0]:
+            return [], []
+        ids = sorted(int(r[1]) for r in result if r[0] < 0)
+        if len(ids) != len(produced):
             raise LostOwnership(f"run {self.run_id} is no longer owned by {self.owner}")
-        return []
+        patched: list[dict[str, Any]] = [{} for _ in updates]
+        for k, _, values in result:
+            if k >= 0:
+                patched[k] = values
+        return ids, _patched(produced, patch_of, patched)
 
     async def _check_owner(self, session: AsyncSession) -> None:
         run = await session.scalar(select(Run).where(Run.id == self.run_id).with_for_update())
@@ -253,38 +358,115 @@ def _sql_type(table: Table, column: str) -> str:
     return _COLUMN_TYPES[key]
 
 
+def _plain_item(
+    updates: list[Update], produced: list[PlainEvent], done: asyncio.Future[None] | None
+) -> _Item:
+    return _Item(
+        [(name, data) for name, data, _ in produced],
+        None,
+        done,
+        updates=updates,
+        patches=[p for _, _, p in produced],
+    )
+
+
+def _patched(
+    produced: list[Event], patch_of: list[int | None] | None, patched: list[dict[str, Any]]
+) -> list[Event]:
+    if not patch_of:
+        return list(produced)
+    return [
+        (name, data if p is None else {**data, **patched[p]})
+        for (name, data), p in zip(produced, patch_of, strict=True)
+    ]
+
+
+def _bind(params: dict[str, Any], key: str, table: Table, column: str, value: Any) -> str:
+    sql_type = _sql_type(table, column)
+    params[key] = Jsonb(value) if sql_type == "JSONB" and value is not None else value
+    return f"%({key})s::{sql_type}"
+
+
+_RUN_USAGE = (
+    "(SELECT jsonb_build_object('prompt_tokens', p, 'completion_tokens', c,"
+    " 'total_tokens', p + c) FROM (SELECT"
+    " coalesce(sum((usage->>'prompt_tokens')::bigint), 0) + %(xp)s AS p,"
+    " coalesce(sum((usage->>'completion_tokens')::bigint), 0) + %(xc)s AS c"
+    " FROM run_steps WHERE run_id = %(run)s AND NOT (id = ANY(%(xids)s))) AS t)"
+)
+"""The run's usage: the sum over its steps. The statement's own step updates are not
+visible to it (one snapshot), so their steps are left out and their new usage added."""
+
+
 def _plain_statement(
-    run_id: str, owner: str | None, rows: list[Row], produced: list[Event]
+    run_id: str,
+    owner: str | None,
+    rows: list[Row],
+    updates: list[Update],
+    step_usage: list[Update],
+    produced: list[Event],
+    patch_of: list[int | None],
 ) -> tuple[str, dict[str, Any]]:
-    """One statement: lock the run if ``owner`` still executes it, then insert ``rows`` and
-    ``produced`` (only if so); it returns the new event ids (or, without events, whether
-    the run is still owned)."""
+    """One statement: lock the run if ``owner`` still executes it, then (only if so) insert
+    ``rows``, apply ``updates`` and append ``produced``, each event's data taking the
+    ``patch`` columns of its update (``step_usage``: the batch's step updates, for the run's
+    usage). It returns ``(-1, event id, NULL)`` per event and
+    ``(k, 0, patch columns)`` per update ``k``; without events, ``(-1, owned, NULL)``."""
     params: dict[str, Any] = {"run": run_id, "owner": owner, "executing": list(_EXECUTING)}
     parts = [
         "owner AS (SELECT 1 AS ok FROM runs WHERE id = %(run)s AND worker_id = %(owner)s"
         " AND status = ANY(%(executing)s) FOR UPDATE)"
     ]
     for i, (table, values) in enumerate(rows):
-        names, exprs = [], []
-        for j, (column, value) in enumerate(values.items()):
-            key = f"r{i}_{j}"
-            sql_type = _sql_type(table, column)
-            params[key] = Jsonb(value) if sql_type == "JSONB" and value is not None else value
-            names.append(f'"{column}"')
-            exprs.append(f"%({key})s::{sql_type}")
-        parts.append(
-            f'r{i} AS (INSERT INTO "{table.name}" ({", ".join(names)})'
-            f" SELECT {', '.join(exprs)} FROM owner)"
+        names = ", ".join(f'"{c}"' for c in values)
+        exprs = ", ".join(
+            _bind(params, f"r{i}_{j}", table, c, v) for j, (c, v) in enumerate(values.items())
         )
+        parts.append(f'r{i} AS (INSERT INTO "{table.name}" ({names}) SELECT {exprs} FROM owner)')
+    step_usage = [u for u in step_usage if u.values.get("usage") is not None]
+    params["xids"] = [u.id for u in step_usage]
+    params["xp"] = sum(int(u.values["usage"].get("prompt_tokens", 0)) for u in step_usage)
+    params["xc"] = sum(int(u.values["usage"].get("completion_tokens", 0)) for u in step_usage)
+    selects = []
+    for k, u in enumerate(updates):
+        sets = [
+            f'"{c}" = ' + _bind(params, f"u{k}_{j}", u.table, c, v)
+            for j, (c, v) in enumerate(u.values.items())
+            if not (u.run_usage and c == "usage")
+        ]
+        if u.run_usage:
+            sets.append(f'"usage" = {_RUN_USAGE}')
+        params[f"u{k}_id"] = u.id
+        returning = ", ".join(f'"{c}"' for c in u.patch) or "id"
+        parts.append(
+            f'u{k} AS (UPDATE "{u.table.name}" SET {", ".join(sets)} WHERE id = %(u{k}_id)s'
+            f" AND EXISTS (SELECT 1 FROM owner) RETURNING {returning})"
+        )
+        patch = f"to_jsonb(u{k})" if u.patch else "'{}'::jsonb"
+        selects.append(f"SELECT {k}, 0::bigint, {patch} FROM u{k}")
     if not produced:
-        return f"WITH {', '.join(parts)} SELECT count(*) FROM owner", params
+        return (
+            f"WITH {', '.join(parts)} SELECT -1, count(*), NULL::jsonb FROM owner",
+            params,
+        )
     params["names"] = [name for name, _ in produced]
     params["datas"] = [Jsonb(data) for _, data in produced]
+    params["patches"] = [-1 if p is None else p for p in patch_of]
     params["stamp"] = time.time()
+    data = "e.data"
+    if updates:
+        whens = " ".join(
+            f"WHEN {k} THEN e.data || coalesce((SELECT to_jsonb(u{k}) FROM u{k}), '{{}}')"
+            for k, u in enumerate(updates)
+            if u.patch
+        )
+        if whens:
+            data = f"CASE e.patch {whens} ELSE e.data END"
     parts.append(
         "ev AS (INSERT INTO run_events (run_id, event, data, created_at)"
-        " SELECT %(run)s, e.event, e.data, %(stamp)s"
-        " FROM owner, unnest(%(names)s::text[], %(datas)s::jsonb[]) WITH ORDINALITY"
-        " AS e(event, data, n) ORDER BY e.n RETURNING id)"
+        f" SELECT %(run)s, e.event, {data}, %(stamp)s FROM owner,"
+        " unnest(%(names)s::text[], %(datas)s::jsonb[], %(patches)s::int[]) WITH ORDINALITY"
+        " AS e(event, data, patch, n) ORDER BY e.n RETURNING id)"
     )
-    return f"WITH {', '.join(parts)} SELECT id FROM ev", params
+    union = " UNION ALL ".join(["SELECT -1, id, NULL::jsonb FROM ev", *selects])
+    return f"WITH {', '.join(parts)} {union}", params
