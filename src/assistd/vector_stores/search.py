@@ -35,6 +35,8 @@ from assistd.vector_stores.schemas import ComparisonFilter, CompoundFilter
 
 RRF_K = 60
 ARM_DEPTH = 50
+KEYWORD_CANDIDATES = 1000
+"""Keyword matches ranked at most per query (see ``_keyword``)."""
 
 Mode = Literal["hybrid", "vector", "keyword"]
 
@@ -127,17 +129,23 @@ async def _keyword(
     depth: int,
     where: ColumnElement[bool] | None,
 ) -> list[int]:
-    """Chunk ids matching the words of the query, best ``ts_rank_cd`` first."""
+    """Chunk ids matching the words of the query, best ``ts_rank_cd`` first.
+
+    Ranking reads each match's whole tsvector, so a query of common words over a large store
+    would rank thousands of rows: only the first ``KEYWORD_CANDIDATES`` matches are ranked
+    (such a query says little by its words; the semantic arm carries it)."""
     tsquery = func.websearch_to_tsquery(literal_column("'english'"), query_text)
-    rank = func.ts_rank_cd(Chunk.tsv, tsquery)
-    stmt = (
-        select(Chunk.id)
-        .where(Chunk.vector_store_id.in_(store_ids), Chunk.tsv.op("@@")(tsquery))
-        .order_by(rank.desc())
-        .limit(depth)
+    matches = select(Chunk.id, Chunk.tsv).where(
+        Chunk.vector_store_id.in_(store_ids), Chunk.tsv.op("@@")(tsquery)
     )
     if where is not None:
-        stmt = stmt.where(where)
+        matches = matches.where(where)
+    candidates = matches.limit(KEYWORD_CANDIDATES).subquery()
+    stmt = (
+        select(candidates.c.id)
+        .order_by(func.ts_rank_cd(candidates.c.tsv, tsquery).desc())
+        .limit(depth)
+    )
     return list(await session.scalars(stmt))
 
 
