@@ -167,7 +167,10 @@ class RunSink:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
-        await self.apply(_noop)
+        self._raise_if_failed()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item([], None, done))
+        await done
 
     async def close(self) -> None:
         """Flush and stop the writer."""
@@ -212,7 +215,9 @@ class RunSink:
                 batch.append(item)
             produced: list[Event] = []
             try:
-                if self.owner is not None and all(item.op is None for item in batch):
+                if all(item.op is None and _empty(item) for item in batch):
+                    ids: list[int] = []  # only flushes: nothing to write
+                elif self.owner is not None and all(item.op is None for item in batch):
                     ids, produced = await self._write_plain(batch)
                 else:
                     async with self.maker() as session, session.begin():
@@ -343,8 +348,8 @@ class RunSink:
         session.info[LOCKED_RUN] = run
 
 
-async def _noop(session: AsyncSession) -> list[Event]:
-    return []
+def _empty(item: _Item) -> bool:
+    return not (item.events or item.rows or item.updates)
 
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
