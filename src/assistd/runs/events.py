@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,19 +37,37 @@ END_EVENTS = frozenset(
 """After these the stream of the current request ends."""
 
 
+_APPEND = (
+    "INSERT INTO run_events (run_id, event, data, created_at)"
+    " SELECT %(run)s, e.event, e.data, %(stamp)s"
+    " FROM unnest(%(names)s::text[], %(datas)s::jsonb[]) WITH ORDINALITY AS e(event, data, n)"
+    " ORDER BY e.n RETURNING id"
+)
+
+
 async def append(
     session: AsyncSession, run_id: str, events: list[tuple[str, dict[str, Any]]]
 ) -> list[int]:
     """Append events (in order; tailers are notified at commit); return their ids, in
-    order."""
+    order.
+
+    One statement straight through the session's own connection (in its transaction): the
+    ORM's bulk insert costs several times the round trip on a path every run takes."""
     if not events:
         return []
-    stamp = time.time()
-    result = await session.execute(
-        insert(RunEvent).returning(RunEvent.id, sort_by_parameter_order=True),
-        [{"run_id": run_id, "event": e, "data": d, "created_at": stamp} for e, d in events],
-    )
-    return [int(i) for i in result.scalars().all()]
+    await session.flush()  # the run row must exist first
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    pg = raw.driver_connection
+    assert pg is not None
+    params = {
+        "run": run_id,
+        "stamp": time.time(),
+        "names": [name for name, _ in events],
+        "datas": [Jsonb(data) for _, data in events],
+    }
+    cursor = await pg.execute(_APPEND, params)
+    return sorted(int(row[0]) for row in await cursor.fetchall())
 
 
 async def append_many(
