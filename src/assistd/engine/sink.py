@@ -324,7 +324,8 @@ class RunSink:
             # One statement is its own transaction: no BEGIN/COMMIT round trips.
             await pg.set_autocommit(True)
             try:
-                cursor = await pg.execute(sql, params)
+                # Prepared at once: the same few statement shapes recur every run.
+                cursor = await pg.execute(sql, params, prepare=True)
                 result = await cursor.fetchall()
             finally:
                 await pg.set_autocommit(False)
