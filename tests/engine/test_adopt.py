@@ -52,16 +52,23 @@ async def _wait_idle(worker: Worker, seconds: float) -> None:
 async def test_committed_adopted_run_completes(env: Env, chat: ScriptedChatServer) -> None:
     reply = f"adopted {uuid.uuid4().hex[:8]}"
     thread_id = await make_thread(env, "#script " + json.dumps({"reply": reply}))
+    calls_before = len(chat.requests)
     async with env.maker() as session, session.begin():
         run_id, gate = await _create_adopted(env, session, thread_id)
-        # The model is called before the commit; nothing of the run is written yet.
-        await asyncio.sleep(0.3)
+        # The model is called before the commit, and its whole (short) answer arrives while
+        # the transaction is still open: the executor is done with the model and waits to
+        # write. Nothing it changed in memory may leak into this transaction's commit.
+        deadline = time.monotonic() + 5
+        while len(chat.requests) == calls_before:
+            assert time.monotonic() < deadline, "the model was not called"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
         assert not gate.done()
     gate.set_result(None)
     await _wait_idle(env.worker, 10)
     async with env.maker() as session:
         run = await session.get_one(Run, run_id)
-        assert run.status == "completed"
+        assert (run.status, run.last_error) == ("completed", None)
         texts = [
             m.content[0]["text"]["value"]
             for m in await session.scalars(select(Message).where(Message.run_id == run_id))

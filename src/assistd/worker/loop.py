@@ -119,6 +119,9 @@ class Worker:
         exception) if it rolled back, and the run is dropped without a trace.
         """
         ctx = await prompt.load_context(session, self.deps.storage, run_id, fresh=True)
+        # The executor changes its copy of the run in memory (its final status) and may do so
+        # before this transaction commits: detached, that copy is never flushed with it.
+        session.expunge(ctx.run)
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._start(run_id, preloaded=ctx, gate=gate)
         return gate
