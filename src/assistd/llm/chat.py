@@ -121,7 +121,17 @@ class OpenAIChatBackend:
         start = time.perf_counter()
         first = True
         try:
-            stream = await self.client.chat.completions.create(**kwargs)
+            # The SDK's client sends the request (auth, Azure deployment URLs, retries with
+            # backoff) and decodes the server-sent events; chunks stay plain dicts: building
+            # its typed chunk models cost ~80 us of CPU per token (measured), the request
+            # body is already JSON-ready.
+            stream = await self.client.post(
+                "/chat/completions",
+                cast_to=object,
+                body=kwargs,
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
+            )
             # Closed on every exit, cancellation included: the connection goes back to the
             # pool (or is dropped) instead of lingering half-read.
             async with stream:
@@ -155,30 +165,33 @@ class OpenAIChatBackend:
 
 
 def _convert(chunk: Any) -> ChatChunk:
+    """A streamed ``chat.completion.chunk`` (decoded JSON) as a ``ChatChunk``."""
     out = ChatChunk()
-    usage = getattr(chunk, "usage", None)
-    if usage is not None:
+    if not isinstance(chunk, dict):
+        return out
+    usage = chunk.get("usage")
+    if usage:
         out.usage = Usage(
-            prompt_tokens=int(usage.prompt_tokens or 0),
-            completion_tokens=int(usage.completion_tokens or 0),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
         )
-    for choice in chunk.choices or []:
-        delta = choice.delta
-        if delta is not None:
-            out.content = delta.content or None
-            out.refusal = getattr(delta, "refusal", None) or None
-            for call in delta.tool_calls or []:
-                fn = call.function
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta")
+        if delta:
+            out.content = delta.get("content") or None
+            out.refusal = delta.get("refusal") or None
+            for call in delta.get("tool_calls") or []:
+                fn = call.get("function") or {}
                 out.tool_calls.append(
                     ToolCallDelta(
-                        index=call.index,
-                        id=call.id or None,
-                        name=(fn.name if fn else None) or None,
-                        arguments=(fn.arguments if fn else None) or "",
+                        index=int(call.get("index") or 0),
+                        id=call.get("id") or None,
+                        name=fn.get("name") or None,
+                        arguments=fn.get("arguments") or "",
                     )
                 )
-        if choice.finish_reason:
-            out.finish_reason = choice.finish_reason
+        if choice.get("finish_reason"):
+            out.finish_reason = choice["finish_reason"]
     return out
 
 
