@@ -76,33 +76,25 @@ _LOCK_IDLE_THREAD_WITH_ASSISTANT = (
 )
 
 
-async def lock_idle_thread(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
+async def lock_idle_thread(
+    session: AsyncSession, project_id: str, thread_id: str, assistant_id: str | None = None
+) -> tuple[Thread, Assistant | None]:
     """The thread, locked against concurrent run creation and message adds, in one round
     trip with the check that no run is active on it (404 when not the caller's,
-    ``ActiveRunError`` while a run is active)."""
+    ``ActiveRunError`` while a run is active); with ``assistant_id``, the same round trip
+    also reads the project's assistant (None when it has none with that id)."""
     params = {"thread_id": thread_id, "project_id": project_id}
-    row = (await session.execute(_LOCK_IDLE_THREAD, params)).first()
+    statement = _LOCK_IDLE_THREAD
+    if assistant_id is not None:
+        params["assistant_id"] = assistant_id
+        statement = _LOCK_IDLE_THREAD_WITH_ASSISTANT
+    row = (await session.execute(statement, params)).first()
     if row is None:
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
     thread: Thread = row[0]
     if row[1] is not None:
         raise ActiveRunError(thread_id, row[1])
-    return thread
-
-
-async def _lock_idle_thread_with_assistant(
-    session: AsyncSession, project_id: str, thread_id: str, assistant_id: str
-) -> tuple[Thread, Assistant | None]:
-    """``lock_idle_thread`` that also reads the project's assistant (None when it has none
-    with that id), in the same round trip."""
-    params = {"thread_id": thread_id, "project_id": project_id, "assistant_id": assistant_id}
-    row = (await session.execute(_LOCK_IDLE_THREAD_WITH_ASSISTANT, params)).first()
-    if row is None:
-        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
-    thread: Thread = row[0]
-    if row[1] is not None:
-        raise ActiveRunError(thread_id, row[1])
-    return thread, row[2]
+    return thread, (row[2] if assistant_id is not None else None)
 
 
 class ActiveRunError(ConflictingStateError):
@@ -124,7 +116,7 @@ async def add_message(
 ) -> Message:
     """Create a message unless a run is active on the thread (OpenAI answers 400)."""
     try:
-        thread = await lock_idle_thread(session, project_id, thread_id)
+        thread, _ = await lock_idle_thread(session, project_id, thread_id)
     except ActiveRunError as exc:
         raise ConflictingStateError(
             f"Can't add messages to {thread_id} while a run {exc.run_id} is active.",
@@ -266,9 +258,7 @@ async def create_run(
 ) -> Run:
     """Enqueue a run on a thread (one active run per thread); with ``adopt``, claim it for
     that worker of this process right away."""
-    thread, assistant = await _lock_idle_thread_with_assistant(
-        session, project_id, thread_id, req.assistant_id
-    )
+    thread, assistant = await lock_idle_thread(session, project_id, thread_id, req.assistant_id)
     if assistant is None:
         raise NotFoundError.for_object("assistant", req.assistant_id, param="assistant_id")
     for i, message in enumerate(req.additional_messages or []):
