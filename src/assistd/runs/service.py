@@ -154,6 +154,13 @@ def _tool_choice(value: Any, tools: list[dict[str, Any]]) -> Any:
     return choice
 
 
+def _keep(session: AsyncSession, *rows: object) -> None:
+    """Hold ``rows`` for the rest of the session: its identity map references objects only
+    weakly, and the run's context, read later in the same transaction (``Worker.adopt``),
+    then finds the thread and the assistant there instead of reading them again."""
+    session.info.setdefault("assistd.keep", []).extend(rows)
+
+
 async def _new_run(
     session: AsyncSession,
     settings: Settings,
@@ -261,6 +268,7 @@ async def create_run(
     thread, assistant = await lock_idle_thread(session, project_id, thread_id, req.assistant_id)
     if assistant is None:
         raise NotFoundError.for_object("assistant", req.assistant_id, param="assistant_id")
+    _keep(session, thread, assistant)
     for i, message in enumerate(req.additional_messages or []):
         await messages_service.create(
             session, project_id, thread_id, message, param_prefix=f"additional_messages[{i}]."
@@ -284,7 +292,7 @@ async def create_thread_and_run(
     adopt: str | None = None,
 ) -> Run:
     """Create a thread (with its messages) and enqueue a run on it."""
-    await assistants_service.get(session, project_id, req.assistant_id)
+    assistant = await assistants_service.get(session, project_id, req.assistant_id)
     thread_req = req.thread or ThreadCreate()
     if req.tool_resources is not None and thread_req.tool_resources is None:
         thread_req = thread_req.model_copy(update={"tool_resources": req.tool_resources})
@@ -292,8 +300,17 @@ async def create_thread_and_run(
         session, project_id, thread_req, settings.embeddings, param_prefix="thread."
     )
     prelude = [("thread.created", threads_service.to_wire(thread).model_dump(mode="json"))]
+    _keep(session, thread, assistant)
     return await _new_run(
-        session, settings, project_id, thread.id, req, [], prelude=prelude, adopt=adopt
+        session,
+        settings,
+        project_id,
+        thread.id,
+        req,
+        [],
+        prelude=prelude,
+        adopt=adopt,
+        assistant=assistant,
     )
 
 
