@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistd.core import ids, logs, metrics
@@ -699,7 +698,9 @@ class RunExecutor:
                 # Keep the stored message close to what was streamed, so a run that dies
                 # (and is reaped) still shows the text it had written.
                 msg.saved_at = time.monotonic()
-                self.sink.later(self._save_text_op(msg.message_id, msg.content()))
+                self.sink.update_later(
+                    [Update(table_of(Message), msg.message_id, {"content": msg.content()})], []
+                )
             self.sink.event(
                 "thread.message.delta",
                 {
@@ -734,15 +735,6 @@ class RunExecutor:
         if isinstance(run, Run) and run.id == self.run_id:
             return run
         return await lifecycle.lock_run(session, self.run_id)
-
-    def _save_text_op(self, message_id: str, content: list[dict[str, Any]]) -> Any:
-        async def op(session: AsyncSession) -> list[Event]:
-            await session.execute(
-                update(Message).where(Message.id == message_id).values(content=content)
-            )
-            return []
-
-        return op
 
     def _close_message(self, usage: Usage | None, incomplete_reason: str | None = None) -> None:
         """Queue the open message's end (completed, or incomplete for ``incomplete_reason``)

@@ -1,0 +1,62 @@
+"""While a model streams for long, the stored message keeps up with what was streamed (saved
+every second), so a run that dies mid-answer still shows the text it had written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from sqlalchemy import select
+
+from assistd.models import Message, Run
+from assistd.runs import service as runs_service
+from assistd.runs.schemas import RunCreate
+from tests.engine.conftest import Env, make_thread
+
+
+async def test_stored_text_follows_a_long_stream(env: Env) -> None:
+    words = [f"w{i}" for i in range(40)]
+    thread_id = await make_thread(
+        env, "#script " + json.dumps({"reply": " ".join(words), "delay_ms": 60})
+    )
+    async with env.maker() as session, session.begin():
+        run = await runs_service.create_run(
+            session,
+            env.settings,
+            env.project,
+            thread_id,
+            RunCreate(assistant_id=env.assistant),
+            [],
+            adopt=env.worker.id,
+        )
+        # This worker sends no heartbeats; a session worker's reaper must leave the run be.
+        run.heartbeat_at = time.time() + 3600
+        run_id = run.id
+        gate = await env.worker.adopt(session, run_id)
+    gate.set_result(None)
+
+    async def stored() -> tuple[str, str] | None:
+        async with env.maker() as session:
+            message = await session.scalar(select(Message).where(Message.run_id == run_id))
+        if message is None or not message.content:
+            return None
+        return message.status, message.content[0]["text"]["value"]
+
+    # The answer takes ~2.4 s; after ~1.6 s the stored text is a real prefix of it.
+    await asyncio.sleep(1.6)
+    midway = await stored()
+    assert midway is not None
+    status, text = midway
+    assert status == "in_progress"
+    assert text
+    assert " ".join(words).startswith(text)
+    assert len(text) < len(" ".join(words))
+
+    deadline = time.monotonic() + 10
+    while env.worker._tasks:
+        assert time.monotonic() < deadline, "the run is still executing"
+        await asyncio.sleep(0.05)
+    assert await stored() == ("completed", " ".join(words))
+    async with env.maker() as session:
+        assert (await session.get_one(Run, run_id)).status == "completed"
