@@ -455,24 +455,28 @@ def _plain_statement(
             f"WITH {', '.join(parts)} SELECT -1, count(*), NULL::jsonb FROM owner",
             params,
         )
-    params["names"] = [name for name, _ in produced]
-    params["datas"] = [Jsonb(data) for _, data in produced]
-    params["patches"] = [-1 if p is None else p for p in patch_of]
+    # One JSON array of [event, data, patch] (one json.dumps, not an array of values).
+    params["events"] = Jsonb(
+        [
+            [name, data, -1 if p is None else p]
+            for (name, data), p in zip(produced, patch_of, strict=True)
+        ]
+    )
     params["stamp"] = time.time()
-    data = "e.data"
+    data = "e.item -> 1"
     if updates:
         whens = " ".join(
-            f"WHEN {k} THEN e.data || coalesce((SELECT to_jsonb(u{k}) FROM u{k}), '{{}}')"
+            f"WHEN {k} THEN e.item -> 1 || coalesce((SELECT to_jsonb(u{k}) FROM u{k}), '{{}}')"
             for k, u in enumerate(updates)
             if u.patch
         )
         if whens:
-            data = f"CASE e.patch {whens} ELSE e.data END"
+            data = f"CASE (e.item ->> 2)::int {whens} ELSE e.item -> 1 END"
     parts.append(
         "ev AS (INSERT INTO run_events (run_id, event, data, created_at)"
-        f" SELECT %(run)s, e.event, {data}, %(stamp)s FROM owner,"
-        " unnest(%(names)s::text[], %(datas)s::jsonb[], %(patches)s::int[]) WITH ORDINALITY"
-        " AS e(event, data, patch, n) ORDER BY e.n RETURNING id)"
+        f" SELECT %(run)s, e.item ->> 0, {data}, %(stamp)s FROM owner,"
+        " jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(item, n)"
+        " ORDER BY e.n RETURNING id)"
     )
     union = " UNION ALL ".join(["SELECT -1, id, NULL::jsonb FROM ev", *selects])
     return f"WITH {', '.join(parts)} {union}", params

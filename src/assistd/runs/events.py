@@ -39,8 +39,8 @@ END_EVENTS = frozenset(
 
 _APPEND = (
     "INSERT INTO run_events (run_id, event, data, created_at)"
-    " SELECT %(run)s, e.event, e.data, %(stamp)s"
-    " FROM unnest(%(names)s::text[], %(datas)s::jsonb[]) WITH ORDINALITY AS e(event, data, n)"
+    " SELECT %(run)s, e.item ->> 0, e.item -> 1, %(stamp)s"
+    " FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(item, n)"
     " ORDER BY e.n RETURNING id"
 )
 
@@ -63,8 +63,8 @@ async def append(
     params = {
         "run": run_id,
         "stamp": time.time(),
-        "names": [name for name, _ in events],
-        "datas": [Jsonb(data) for _, data in events],
+        # One JSON array of [event, data] pairs: one json.dumps, not an array of values.
+        "events": Jsonb([[name, data] for name, data in events]),
     }
     cursor = await pg.execute(_APPEND, params)
     return sorted(int(row[0]) for row in await cursor.fetchall())
