@@ -3,6 +3,8 @@ the scripted chat backend, in this process."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,8 +21,11 @@ from assistd.core.notify import Listener
 from assistd.engine.executor import EngineDeps
 from assistd.files.storage import LocalFileStorage
 from assistd.llm.chat import router_from_environment
+from assistd.models import Run
 from assistd.projects import service as projects_service
+from assistd.runs import service as runs_service
 from assistd.runs.events import QUEUE_CHANNEL
+from assistd.runs.schemas import RunCreate
 from assistd.threads import service as threads_service
 from assistd.threads.schemas import ThreadCreate
 from assistd.worker.loop import Worker
@@ -81,3 +86,31 @@ async def make_thread(env: Env, text: str) -> str:
             env.settings.embeddings,
         )
         return thread.id
+
+
+async def create_claimed_run(
+    env: Env, session: AsyncSession, thread_id: str, owner: str, say: str | None = None
+) -> Run:
+    """A run on ``thread_id`` created already claimed by ``owner`` (``say``: an additional
+    user message), in ``session``'s transaction. Its heartbeat is set far ahead: nothing here
+    heartbeats, and a session worker's reaper (3 s lease in the tests) would fail it."""
+    extra = [{"role": "user", "content": say}] if say else []
+    run = await runs_service.create_run(
+        session,
+        env.settings,
+        env.project,
+        thread_id,
+        RunCreate.model_validate({"assistant_id": env.assistant, "additional_messages": extra}),
+        [],
+        adopt=owner,
+    )
+    run.heartbeat_at = time.time() + 3600
+    return run
+
+
+async def wait_idle(worker: Worker, seconds: float) -> None:
+    """Wait until ``worker`` executes nothing (the worker exposes no other way to wait)."""
+    deadline = time.monotonic() + seconds
+    while worker._tasks:
+        assert time.monotonic() < deadline, "a run is still executing"
+        await asyncio.sleep(0.02)

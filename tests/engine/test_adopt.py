@@ -18,35 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.engine.sink import RunDiscarded
 from assistd.models import Message, Run, RunEvent, RunStep
-from assistd.runs import service as runs_service
-from assistd.runs.schemas import RunCreate
-from assistd.worker.loop import Worker
-from tests.engine.conftest import Env, make_thread
+from tests.engine.conftest import Env, create_claimed_run, make_thread, wait_idle
 from tests.support.scripted_chat import ScriptedChatServer
 
 
 async def _create_adopted(
     env: Env, session: AsyncSession, thread_id: str, say: str | None = None
 ) -> tuple[str, asyncio.Future[None]]:
-    extra = [{"role": "user", "content": say}] if say else []
-    run = await runs_service.create_run(
-        session,
-        env.settings,
-        env.project,
-        thread_id,
-        RunCreate.model_validate({"assistant_id": env.assistant, "additional_messages": extra}),
-        [],
-        adopt=env.worker.id,
-    )
-    gate = await env.worker.adopt(session, run.id)
-    return run.id, gate
-
-
-async def _wait_idle(worker: Worker, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while worker._tasks:  # the worker exposes no other way to wait
-        assert time.monotonic() < deadline, "the adopted run is still executing"
-        await asyncio.sleep(0.02)
+    run = await create_claimed_run(env, session, thread_id, env.worker.id, say)
+    return run.id, await env.worker.adopt(session, run.id)
 
 
 async def test_committed_adopted_run_completes(env: Env, chat: ScriptedChatServer) -> None:
@@ -65,7 +45,7 @@ async def test_committed_adopted_run_completes(env: Env, chat: ScriptedChatServe
         await asyncio.sleep(0.5)
         assert not gate.done()
     gate.set_result(None)
-    await _wait_idle(env.worker, 10)
+    await wait_idle(env.worker, 10)
     async with env.maker() as session:
         run = await session.get_one(Run, run_id)
         assert (run.status, run.last_error) == ("completed", None)
@@ -108,7 +88,7 @@ async def test_rolled_back_adopted_run_leaves_nothing(env: Env, chat: ScriptedCh
         await create_then_fail()
     [(run_id, gate)] = created
     gate.set_exception(RunDiscarded(run_id))
-    await _wait_idle(env.worker, 2)
+    await wait_idle(env.worker, 2)
     assert time.monotonic() - started < 4
     async with env.maker() as session:
         left = {
@@ -118,13 +98,12 @@ async def test_rolled_back_adopted_run_leaves_nothing(env: Env, chat: ScriptedCh
             "steps": await session.scalar(select(func.count()).where(RunStep.run_id == run_id)),
         }
     assert left == {"runs": 0, "events": 0, "messages": 0, "steps": 0}
-    # The thread is free: a run on it goes through (a quick one: this worker sends no
-    # heartbeats, and a session worker may reap runs past the tests' 3 s lease).
+    # The thread is free: a run on it goes through (a quick answer this time).
     quick = "#script " + json.dumps({"reply": "again"})
     async with env.maker() as session, session.begin():
         run_id2, gate2 = await _create_adopted(env, session, thread_id, quick)
     gate2.set_result(None)
-    await _wait_idle(env.worker, 15)
+    await wait_idle(env.worker, 15)
     async with env.maker() as session:
         run2 = await session.get_one(Run, run_id2)
     assert (run2.status, run2.last_error) == ("completed", None)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 from sqlalchemy import select
 
 from assistd.models import Message, Run
-from assistd.runs import service as runs_service
-from assistd.runs.schemas import RunCreate
-from tests.engine.conftest import Env, make_thread
+from tests.engine.conftest import Env, create_claimed_run, make_thread, wait_idle
 
 
 async def test_stored_text_follows_a_long_stream(env: Env) -> None:
@@ -21,18 +18,7 @@ async def test_stored_text_follows_a_long_stream(env: Env) -> None:
         env, "#script " + json.dumps({"reply": " ".join(words), "delay_ms": 60})
     )
     async with env.maker() as session, session.begin():
-        run = await runs_service.create_run(
-            session,
-            env.settings,
-            env.project,
-            thread_id,
-            RunCreate(assistant_id=env.assistant),
-            [],
-            adopt=env.worker.id,
-        )
-        # This worker sends no heartbeats; a session worker's reaper must leave the run be.
-        run.heartbeat_at = time.time() + 3600
-        run_id = run.id
+        run_id = (await create_claimed_run(env, session, thread_id, env.worker.id)).id
         gate = await env.worker.adopt(session, run_id)
     gate.set_result(None)
 
@@ -53,10 +39,7 @@ async def test_stored_text_follows_a_long_stream(env: Env) -> None:
     assert " ".join(words).startswith(text)
     assert len(text) < len(" ".join(words))
 
-    deadline = time.monotonic() + 10
-    while env.worker._tasks:
-        assert time.monotonic() < deadline, "the run is still executing"
-        await asyncio.sleep(0.05)
+    await wait_idle(env.worker, 10)
     assert await stored() == ("completed", " ".join(words))
     async with env.maker() as session:
         assert (await session.get_one(Run, run_id)).status == "completed"

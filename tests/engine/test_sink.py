@@ -4,7 +4,6 @@ batch writes nothing. Events keep their order and ids grow in it."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -15,9 +14,7 @@ from assistd.core.clock import now
 from assistd.core.db import transaction
 from assistd.engine.sink import Event, LostOwnership, RunSink, Update, plain_row, table_of
 from assistd.models import Message, Run, RunEvent, RunStep
-from assistd.runs import service as runs_service
-from assistd.runs.schemas import RunCreate
-from tests.engine.conftest import Env, make_thread
+from tests.engine.conftest import Env, create_claimed_run, make_thread
 
 OWNER = "worker-a"
 
@@ -25,18 +22,7 @@ OWNER = "worker-a"
 async def _owned_run(env: Env) -> str:
     thread_id = await make_thread(env, "hello")
     async with transaction(env.maker) as session:
-        run = await runs_service.create_run(
-            session,
-            env.settings,
-            env.project,
-            thread_id,
-            RunCreate(assistant_id=env.assistant),
-            [],
-            adopt=OWNER,
-        )
-        # A heartbeat far ahead: a session worker's reaper (3 s lease in the tests) leaves it.
-        run.heartbeat_at = time.time() + 3600
-        return run.id
+        return (await create_claimed_run(env, session, thread_id, OWNER)).id
 
 
 async def _events(env: Env, run_id: str) -> list[tuple[int, str, dict[str, object]]]:

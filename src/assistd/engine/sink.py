@@ -52,17 +52,14 @@ def table_of(model: type[DeclarativeBase]) -> Table:
 def plain_row(obj: DeclarativeBase) -> Row:
     """A new ORM object as a row to insert; columns left None that the database fills
     (``seq``) are left out."""
-    mapper = inspect(type(obj))
     values: dict[str, Any] = {}
-    for attr in mapper.column_attrs:
+    for attr in inspect(type(obj)).column_attrs:
         column = attr.columns[0]
         value = getattr(obj, attr.key)
         if value is None and column.server_default is not None:
             continue
         values[column.name] = value
-    table = mapper.local_table
-    assert isinstance(table, Table)
-    return table, values
+    return table_of(type(obj)), values
 
 
 @dataclass
