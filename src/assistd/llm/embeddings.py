@@ -32,6 +32,7 @@ import numpy.typing as npt
 import openai
 
 from assistd.llm import tokens
+from assistd.llm.chat import http_client
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -577,6 +578,7 @@ def make_embedder(
                 api_version=values.get("OPENAI_API_VERSION"),
                 max_retries=max_retries,
                 timeout=timeout,
+                http_client=http_client(),
             )
         else:
             client = openai.AsyncOpenAI(
@@ -584,6 +586,7 @@ def make_embedder(
                 base_url=values.get("OPENAI_BASE_URL") or None,
                 max_retries=max_retries,
                 timeout=timeout,
+                http_client=http_client(),
             )
     embedder = OpenAIEmbedder(client, model, dimensions=dimensions)
     if kind == "azure":
