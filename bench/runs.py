@@ -80,6 +80,7 @@ from _stack import (
     Cleanup,
     Process,
     RawConnection,
+    child_pids,
     free_port,
     load_average,
     log,
@@ -142,7 +143,8 @@ class Stack:
 
     @property
     def assistd_pids(self) -> list[int]:
-        return [self.api.pid, *(w.pid for w in self.workers)]
+        # serve --processes N: uvicorn's supervisor and the server processes it spawned.
+        return [self.api.pid, *child_pids(self.api.pid), *(w.pid for w in self.workers)]
 
     def headers(self) -> dict[str, str]:
         return {
@@ -220,14 +222,19 @@ def start_stack(args: argparse.Namespace, tmp: Path, cleanup: Cleanup) -> Stack:
         "AZURE_OPENAI_ENDPOINT": None,
         "ASSISTD_MODELS__MODELS_FILE": None,
     }
-    log("starting assistd serve" + (" --no-worker" if args.workers else ""))
+    log(
+        "starting assistd serve"
+        + (" --no-worker" if args.workers else "")
+        + (f" --processes {args.processes}" if args.processes > 1 else "")
+    )
     server = start_server(
         url,
         data_dir,
         logs / "server.log",
         cleanup,
         extra_env=backend_env,
-        args=["--no-worker"] if args.workers else [],
+        args=(["--no-worker"] if args.workers else [])
+        + (["--processes", str(args.processes)] if args.processes > 1 else []),
     )
     api = Process("assistd server", server.process, server.log_path)
     if args.workers:
@@ -1074,6 +1081,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="run N 'assistd worker' processes beside 'serve --no-worker' (default 0: the "
         "in-process worker)",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="'assistd serve --processes N': server processes, each with its own in-process "
+        "worker (default 1)",
     )
     p.add_argument(
         "--cpus",

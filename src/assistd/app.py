@@ -82,6 +82,22 @@ def api_router() -> APIRouter:
     return router
 
 
+def app_from_environment() -> FastAPI:
+    """The application of one of ``assistd serve --processes N``'s server processes: the
+    parent resolved and migrated the database and passes everything in the environment."""
+    from assistd.core import logs
+    from assistd.core.db import async_url
+    from assistd.core.runtime import tune_gc
+
+    settings = Settings()
+    logs.setup(settings.log_level)
+    if settings.database_url is None:
+        raise RuntimeError("app_from_environment needs ASSISTD_DATABASE_URL")
+    app = create_app(settings, async_url(settings.database_url.get_secret_value()))
+    tune_gc()
+    return app
+
+
 def create_app(settings: Settings, database_url: URL) -> FastAPI:
     """Build the application; the lifespan owns the engine."""
 

@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core import logs
 from assistd.core.config import Settings
-from assistd.core.db import create_engine, database_url, make_sessionmaker, transaction
+from assistd.core.db import (
+    create_engine,
+    database_url,
+    libpq_dsn,
+    make_sessionmaker,
+    transaction,
+)
 from assistd.core.migrate import upgrade_to_head
 from assistd.core.runtime import tune_gc
 from assistd.projects import service as projects_service
@@ -73,6 +79,15 @@ def serve(
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Also execute runs in this process.")
     ] = True,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port, each with its own worker (default 1; "
+            "one per CPU uses a many-core machine).",
+        ),
+    ] = None,
 ) -> None:
     """Run the API server (migrating the database first); by default it also executes runs."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -81,6 +96,8 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    if processes is not None:
+        settings.processes = processes
     settings.run_worker = settings.run_worker and worker
     logs.setup(settings.log_level)
     url, embedded = _prepare(settings)
@@ -97,11 +114,28 @@ def serve(
             _print_key(new.secret, new.project_name)
     import uvicorn
 
+    typer.echo(f"assistd: serving on http://{settings.host}:{settings.port}/v1")
+    if settings.processes > 1:
+        # uvicorn's supervisor spawns the processes (and replaces one that dies); each builds
+        # its app from the environment. This process keeps the embedded Postgres.
+        _export_for_processes(settings, url)
+        typer.echo(f"assistd: {settings.processes} server processes")
+        uvicorn.run(
+            "assistd.app:app_from_environment",
+            factory=True,
+            workers=settings.processes,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=None,
+            access_log=False,
+        )
+        return
+
     from assistd.app import create_app
 
     application = create_app(settings, url)
     tune_gc()
-    typer.echo(f"assistd: serving on http://{settings.host}:{settings.port}/v1")
     uvicorn.run(
         application,
         host=settings.host,
@@ -110,6 +144,20 @@ def serve(
         log_config=None,
         access_log=False,
     )
+
+
+def _export_for_processes(settings: Settings, url: URL) -> None:
+    """What ``serve``'s server processes read from the environment: the database this
+    process resolved (and started, when embedded), the options given on the command line,
+    and each process's share of the connection pools."""
+    import os
+
+    n = settings.processes
+    os.environ["ASSISTD_DATABASE_URL"] = libpq_dsn(url)
+    os.environ["ASSISTD_RUN_WORKER"] = "true" if settings.run_worker else "false"
+    os.environ["ASSISTD_PROCESSES"] = "1"
+    os.environ["ASSISTD_DB_POOL_SIZE"] = str(max(2, -(-settings.db_pool_size // n)))
+    os.environ["ASSISTD_DB_MAX_OVERFLOW"] = str(max(1, -(-settings.db_max_overflow // n)))
 
 
 @app.command("worker")

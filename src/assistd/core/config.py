@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     """``openai-poll-after-ms`` hint on run retrieval (the SDK's poll helpers sleep this)."""
     run_worker: bool = True
     """``serve`` also runs an in-process worker (``--no-worker`` turns it off)."""
+    processes: int = Field(default=1, ge=1, le=64)
+    """``serve``'s server processes (``--processes``), each with its own in-process worker:
+    one Python process runs on one CPU, so a many-core machine serves more with several.
+    The connection pools above are the whole server's, split between its processes."""
     log_level: str = "info"
     storage: StorageSettings = StorageSettings()
     runs: RunSettings = RunSettings()
