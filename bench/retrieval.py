@@ -14,8 +14,9 @@ results to stdout.
 has a heading and about ``--page-chars`` characters of real English prose: the docstrings of
 standard-library modules, with bullet lists and small tables mixed in. The PDF goes through the
 real worker path, ``assistd.vector_stores.ingest.ingest``: parse (pypdfium2), then chunk (800/400
-o200k tokens), then cut MiniLM windows (``WINDOW_TOKENS``/``WINDOW_STRIDE``), then embed (local
-all-MiniLM-L6-v2 from ``make_embedder("local")``), then insert chunks and vectors. Each stage is
+o200k tokens), then cut windows (the model's ``window_tokens``, ``WINDOW_STRIDE``), then embed (each
+``--models`` entry: by default assistd's default, WordLlama, then all-MiniLM-L6-v2), then insert
+chunks and vectors. Each stage is
 timed by wrapping the functions that ``ingest`` calls, so the breakdown is of that one real call.
 The one-time costs of a worker process (loading the model and the o200k vocabulary) are done
 first and reported apart. ``--sweep`` also times the embedding of the same windows with other
@@ -87,10 +88,15 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import Cleanup, log, sigterm_as_interrupt
 
+from assistd.core.config import EmbeddingSettings
+
 F32 = npt.NDArray[np.float32]
 T = TypeVar("T")
 
 DIM = 384
+"""Search uses 384-d vectors (MiniLM's size, the larger of the two local models)."""
+DEFAULT_MODEL = EmbeddingSettings().model
+"""assistd's default embedding model."""
 PAGE_TARGET = 20.0  # pages/s
 P95_TARGET_MS = 50.0
 RECALL_TARGET = 0.95
@@ -281,6 +287,7 @@ class TimedEmbedder:
         self.name: str = inner.name
         self.dimension: int = inner.dimension
         self.max_tokens: int = inner.max_tokens
+        self.window_tokens: int | None = inner.window_tokens
         self.window_count = 0
         self.embedded: list[str] = []
 
@@ -538,7 +545,7 @@ async def embedding_sweep(
     if not isinstance(embedder, LocalMiniLM):
         return []
     lines: list[str] = []
-    size, stride = ingest.WINDOW_TOKENS, ingest.WINDOW_STRIDE
+    size, stride = embedder.window_tokens, ingest.WINDOW_STRIDE
     for s in sorted({0, 16, stride, 64}):
         count = sum(len(embedder.windows(c.text, size, s)) for c in chunks)
         lines.append(f"window stride {s:>3}: {count} windows for {len(chunks)} chunks")
@@ -877,6 +884,7 @@ class FixedEmbedder:
     name = "bench:synthetic"
     dimension = DIM
     max_tokens = 256
+    window_tokens = 240
 
     def __init__(self) -> None:
         self.vector: list[float] = []
@@ -1302,8 +1310,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--models",
-        default="local,local:wordllama",
-        help="embedding models to ingest with, comma-separated (each on the same PDF)",
+        default=f"{DEFAULT_MODEL},local:all-MiniLM-L6-v2",
+        help="embedding models to ingest with, comma-separated (each on the same PDF); the "
+        f"target is judged on the default model ({DEFAULT_MODEL}) when it is among them",
     )
     p.add_argument("--skip-ingest", action="store_true")
     p.add_argument("--skip-search", action="store_true")
@@ -1341,20 +1350,22 @@ def main(argv: list[str] | None = None) -> int:
             log("migrating")
             upgrade_to_head(async_url(url))
             if not args.skip_ingest:
-                # Every local model on the same PDF, in one run: the default (MiniLM) and the
-                # fast static one. The target counts as met when one of them meets it.
+                # Every local model on the same PDF, in one run: the default (WordLlama's
+                # static embeddings) and the transformer (MiniLM). The target is judged on the
+                # default model when it is among them, else on any.
                 rates: dict[str, float] = {}
-                met = []
-                for n, model in enumerate(args.models.split(",")):
-                    result = asyncio.run(run_ingestion(url, tmp, args, model.strip(), f"_{n}"))
-                    met.append(report_ingestion(result))
+                met: dict[str, bool] = {}
+                models = [m.strip() for m in args.models.split(",")]
+                for n, model in enumerate(models):
+                    result = asyncio.run(run_ingestion(url, tmp, args, model, f"_{n}"))
+                    met[model] = report_ingestion(result)
                     rates[result.model] = result.pages / result.total_wall
                     sys.stdout.flush()
                 if len(rates) > 1:
                     first, *others = rates.items()
                     for name, rate in others:
-                        print(f"ingestion {name} / {first[0]}: {rate / first[1]:.1f}x pages/s")
-                results.append(any(met))
+                        print(f"ingestion {name} / {first[0]}: {rate / first[1]:.2f}x pages/s")
+                results.append(met[DEFAULT_MODEL] if DEFAULT_MODEL in met else any(met.values()))
             if not args.skip_search:
                 loaded = bulk_load(url, args)
                 floor_ms: list[float] = []

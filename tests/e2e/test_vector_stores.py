@@ -679,7 +679,8 @@ def test_search_ranks_the_right_file_first(corpus: Corpus, http: httpx.Client) -
         assert top.filename == name
         assert top.attributes == ATTRIBUTES[name]
         text = normalise(" ".join(c.text for c in top.content))
-        assert normalise(doc.sentence) in text
+        # The answer is in the top chunk (a token-cut chunk may end before its full stop).
+        assert normalise(doc.sentence).rstrip(".") in text
         assert all(c.type == "text" for c in top.content)
 
 

@@ -55,6 +55,7 @@ async def _rankings(
             for question in questions:
                 async with transaction(maker) as session:
                     store = await session.get_one(VectorStore, store_id)
+                    assert store.embedding_model == model, store.embedding_model
                     hits = await search.search(
                         session,
                         embedder,
@@ -73,25 +74,27 @@ async def _rankings(
 def test_hybrid_recall_at_5_beats_each_arm(
     client: OpenAI, database: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The default local model (all-MiniLM-L6-v2)."""
-    _check_quality(client, database.url, "local", capsys)
+    """The default local model (WordLlama's static embeddings)."""
+    model = Settings().embeddings.model
+    assert model == "local:wordllama"
+    _check_quality(client, database.url, model, capsys)
 
 
-def test_hybrid_recall_with_the_fast_local_model(
+def test_hybrid_recall_with_the_transformer_model(
     pg_root: str, server_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The fast local model (static WordLlama embeddings): fusion still beats both arms."""
-    url = Database(pg_root).new_database(f"wl_{uuid.uuid4().hex[:10]}")
+    """The slower, semantically stronger local model (all-MiniLM-L6-v2 on onnxruntime)."""
+    url = Database(pg_root).new_database(f"minilm_{uuid.uuid4().hex[:10]}")
     env = {
         **server_env,
         "ASSISTD_DATABASE_URL": url,
-        "ASSISTD_EMBEDDINGS__MODEL": "local:wordllama",
+        "ASSISTD_EMBEDDINGS__MODEL": "local:all-MiniLM-L6-v2",
     }
     server = start_server(env, tmp_path / "server.log")
     try:
-        key = mint_key(url, "wordllama")
+        key = mint_key(url, "minilm")
         with OpenAI(base_url=server.api, api_key=key, max_retries=0) as sdk:
-            _check_quality(sdk, url, "local:wordllama", capsys)
+            _check_quality(sdk, url, "local:all-MiniLM-L6-v2", capsys)
     finally:
         stop_server(server)
 

@@ -118,9 +118,11 @@ KNOWN_DIMENSIONS = {
 class EmbeddingSettings(BaseModel):
     """The embedding model new vector stores use (a store keeps the model it was made with)."""
 
-    model: str = "local"
-    """``local`` (all-MiniLM-L6-v2 on onnxruntime, offline), ``local:wordllama`` (static
-    embeddings: much faster ingestion, lower retrieval quality) or ``openai:<model>``."""
+    model: str = "local:wordllama"
+    """``local:wordllama`` (static 256-d embeddings, offline: ~20x MiniLM's ingestion speed on
+    a CPU; the default), ``local:all-MiniLM-L6-v2`` (alias ``local``: a transformer on
+    onnxruntime, offline, better semantic matches, ~6 PDF pages/s on 2 cores) or
+    ``openai:<model>`` / ``azure:<deployment>`` (the backend's embeddings endpoint)."""
     dimensions: int | None = None
     """Needed for ``openai:`` models not in the built-in table."""
 

@@ -54,6 +54,9 @@ class Embedder(Protocol):
     """Length of every vector (0 while a remote model's size is still unknown)."""
     max_tokens: int
     """Tokens the model reads per input, special tokens included; the rest is ignored."""
+    window_tokens: int | None
+    """Ingestion embeds a longer chunk as overlapping windows of this many tokens (a search
+    scores a chunk by its best window); ``None``: each chunk whole (up to ``max_tokens``)."""
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """One unit vector per text, in order."""
@@ -151,6 +154,8 @@ class LocalMiniLM:
     name = "local:all-MiniLM-L6-v2"
     dimension = 384
     max_tokens = 256
+    window_tokens: int | None = 240
+    """Windows fit the 256 wordpieces the model reads, special tokens included."""
 
     def __init__(
         self,
@@ -357,7 +362,10 @@ class LocalWordLlama:
     name = "local:wordllama"
     dimension = 256
     max_tokens = 1_000_000
-    """A static model reads any length: a chunk is embedded whole."""
+    """A static model reads any length."""
+    window_tokens: int | None = 240
+    """An average over a whole 800-token chunk blurs what each passage says: windows keep a
+    question's passage findable (and cost little with a static model)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -459,6 +467,7 @@ class OpenAIEmbedder:
         self.model = model
         self.name = f"openai:{model}"
         self.max_tokens = max_tokens
+        self.window_tokens: int | None = None
         self.batch_size = batch_size
         self._send_dimensions = dimensions is not None and model.startswith("text-embedding-3")
         self._requested = dimensions

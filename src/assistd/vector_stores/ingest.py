@@ -23,9 +23,8 @@ from assistd.vector_stores import chunking, parsing
 
 log = logging.getLogger(__name__)
 
-WINDOW_TOKENS = 240
-"""Model tokens per embedded window (MiniLM reads 256 wordpieces, special tokens included)."""
 WINDOW_STRIDE = 32
+"""Tokens shared by consecutive windows of a chunk (``Embedder.window_tokens``)."""
 MAX_ATTEMPTS = 3
 
 
@@ -178,10 +177,9 @@ async def ingest(
             raise RuntimeError(
                 f"the store's model {model} gives {embedder.dimension} dimensions, not {dimension}"
             )
-        # Models that read few tokens (MiniLM: 256) see each chunk as overlapping windows;
-        # models that read long inputs embed each chunk whole.
-        size = WINDOW_TOKENS if embedder.max_tokens <= 512 else max(max_tokens * 2, 8192)
-        size = min(size, embedder.max_tokens)
+        # Local models see each chunk as overlapping windows (MiniLM reads 256 wordpieces;
+        # a static model's average over a long text blurs it); remote ones embed it whole.
+        size = min(embedder.window_tokens or max(max_tokens * 2, 8192), embedder.max_tokens)
         stride = min(WINDOW_STRIDE, size - 1)
         if size < max_tokens:
             # Windows are cut per segment (a chunk's overlap with each neighbour, and what
