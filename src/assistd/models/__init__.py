@@ -4,7 +4,7 @@ from assistd.models.assistant import Assistant
 from assistd.models.base import Base
 from assistd.models.file import File
 from assistd.models.project import ApiKey, Project
-from assistd.models.run import Run, RunEvent, RunStep
+from assistd.models.run import Run, RunEvent, RunStep, RunWatcher
 from assistd.models.thread import Message, Thread
 from assistd.models.vector_store import (
     Chunk,
@@ -25,6 +25,7 @@ __all__ = [
     "Project",
     "Run",
     "RunEvent",
+    "RunWatcher",
     "RunStep",
     "Thread",
     "VectorStore",

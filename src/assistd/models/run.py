@@ -124,3 +124,16 @@ class RunEvent(Base):
     event: Mapped[str]
     data: Mapped[dict[str, Any]]
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class RunWatcher(Base):
+    """A stream tail of a run in a process that does not write the run: while the run has
+    one, its event inserts send a ``NOTIFY`` (the trigger of migration 0006). An unlogged
+    table: soft state, lost in a crash (tails then fall back to polling)."""
+
+    __tablename__ = "run_watchers"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    run_id: Mapped[str] = mapped_column(primary_key=True)
+    watcher: Mapped[str] = mapped_column(primary_key=True)
+    since: Mapped[float] = mapped_column(Float)

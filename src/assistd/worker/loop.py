@@ -43,6 +43,7 @@ class Worker:
         self.listener = listener
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
+        self._full = False
         self._ingest_wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -135,6 +136,9 @@ class Worker:
         while not self._stopping.is_set():
             self._wake.clear()
             free = self.settings.concurrency - len(self._tasks)
+            # Full: a run that ends frees a slot and wakes this loop (otherwise the queue's
+            # NOTIFY or the poll does; a claim per finished run would be wasted).
+            self._full = free <= 0
             claimed: list[str] = []
             if free > 0:
                 try:
@@ -183,7 +187,8 @@ class Worker:
         def done(_: asyncio.Task[None]) -> None:
             self._tasks.pop(run_id, None)
             self._executors.pop(run_id, None)
-            self._wake.set()
+            if self._full:
+                self._wake.set()
 
         task.add_done_callback(done)
 
@@ -219,6 +224,8 @@ class Worker:
                 if rounds % 30 == 0:
                     async with transaction(self.deps.maker) as session:
                         await queue.prune_events(session, retention)
+                    async with transaction(self.deps.maker) as session:
+                        await queue.prune_watchers(session)
                 if rounds % 5 == 0:
                     async with transaction(self.deps.maker) as session:
                         purged = await vector_store_service.purge_expired(session)

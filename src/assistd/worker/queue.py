@@ -9,8 +9,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core.clock import now
-from assistd.models import Run, RunEvent
-from assistd.models.run import TERMINAL_STATUSES
+from assistd.models import Run, RunEvent, RunWatcher
+from assistd.models.run import ACTIVE_STATUSES, TERMINAL_STATUSES
 from assistd.runs import events, lifecycle
 from assistd.runs.status import transition
 
@@ -102,5 +102,15 @@ async def prune_events(session: AsyncSession, retention_seconds: float) -> int:
             RunEvent.created_at < time.time() - retention_seconds,
             RunEvent.run_id.in_(finished),
         )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def prune_watchers(session: AsyncSession, grace_seconds: float = 60.0) -> int:
+    """Drop stream-tail registrations of runs that ended (or vanished) a while ago: a tail
+    removes its own when it ends, one of a process that died stays until here."""
+    active = select(Run.id).where(Run.id == RunWatcher.run_id, Run.status.in_(ACTIVE_STATUSES))
+    result = await session.execute(
+        delete(RunWatcher).where(RunWatcher.since < time.time() - grace_seconds, ~active.exists())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
