@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core.clock import now
 from assistd.core.db import transaction
-from assistd.engine.sink import Event, LostOwnership, RunSink, Update, plain_row, table_of
+from assistd.engine.sink import Event, LostOwnership, RunSink, Update
 from assistd.models import Message, Run, RunEvent, RunStep
+from assistd.models.rows import plain_row, table_of
 from tests.engine.conftest import Env, create_claimed_run, make_thread
 
 OWNER = "worker-a"

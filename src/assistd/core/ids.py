@@ -9,7 +9,15 @@ _ALPHABET = string.ascii_letters + string.digits
 
 
 def _token(length: int = 24) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """``length`` characters drawn uniformly from the 62 letters and digits: the base-62
+    digits of one random number below ``62 ** length`` (one call to the OS's random source,
+    not one per character)."""
+    value = secrets.randbelow(62**length)
+    chars = []
+    for _ in range(length):
+        value, digit = divmod(value, 62)
+        chars.append(_ALPHABET[digit])
+    return "".join(chars)
 
 
 def new_id(prefix: str) -> str:

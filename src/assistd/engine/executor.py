@@ -27,15 +27,7 @@ from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.db import transaction
 from assistd.engine import citations, prompt
-from assistd.engine.sink import (
-    LOCKED_RUN,
-    Event,
-    LostOwnership,
-    RunSink,
-    Update,
-    plain_row,
-    table_of,
-)
+from assistd.engine.sink import LOCKED_RUN, Event, LostOwnership, RunSink, Update
 from assistd.files import service as files_service
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
@@ -49,6 +41,7 @@ from assistd.llm.chat import (
 from assistd.llm.embeddings import Embedder
 from assistd.messages.service import to_wire as message_to_wire
 from assistd.models import Message, Run, RunStep
+from assistd.models.rows import plain_row, table_of
 from assistd.runs import lifecycle
 from assistd.runs.status import transition
 from assistd.runs.wire import run_data, step_data

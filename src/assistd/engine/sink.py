@@ -22,44 +22,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Table, insert, inspect, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import DeclarativeBase
 
 from assistd.models import Run
+from assistd.models.rows import Row, bind, insert_values
 from assistd.runs import events, lifecycle
 from assistd.runs.local import HUB
 
 Event = tuple[str, dict[str, Any]]
 Op = Callable[[AsyncSession], Awaitable[list[Event]]]
-Row = tuple[Table, dict[str, Any]]
-"""A row to insert: its table and values by column name."""
 
 _EXECUTING = ("in_progress", "cancelling")
 
 LOCKED_RUN = "assistd.locked_run"
 """``session.info`` key: the run row an owner's transaction has locked (ops use it)."""
-
-
-def table_of(model: type[DeclarativeBase]) -> Table:
-    """The table an ORM class maps."""
-    table = inspect(model).local_table
-    assert isinstance(table, Table)
-    return table
-
-
-def plain_row(obj: DeclarativeBase) -> Row:
-    """A new ORM object as a row to insert; columns left None that the database fills
-    (``seq``) are left out."""
-    values: dict[str, Any] = {}
-    for attr in inspect(type(obj)).column_attrs:
-        column = attr.columns[0]
-        value = getattr(obj, attr.key)
-        if value is None and column.server_default is not None:
-            continue
-        values[column.name] = value
-    return table_of(type(obj)), values
 
 
 @dataclass
@@ -350,17 +327,6 @@ def _empty(item: _Item) -> bool:
     return not (item.events or item.rows or item.updates)
 
 
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
-_COLUMN_TYPES: dict[tuple[str, str], str] = {}
-
-
-def _sql_type(table: Table, column: str) -> str:
-    key = (table.name, column)
-    if key not in _COLUMN_TYPES:
-        _COLUMN_TYPES[key] = table.c[column].type.compile(dialect=_PG)
-    return _COLUMN_TYPES[key]
-
-
 def _plain_item(
     updates: list[Update], produced: list[PlainEvent], done: asyncio.Future[None] | None
 ) -> _Item:
@@ -382,12 +348,6 @@ def _patched(
         (name, data if p is None else {**data, **patched[p]})
         for (name, data), p in zip(produced, patch_of, strict=True)
     ]
-
-
-def _bind(params: dict[str, Any], key: str, table: Table, column: str, value: Any) -> str:
-    sql_type = _sql_type(table, column)
-    params[key] = Jsonb(value) if sql_type == "JSONB" and value is not None else value
-    return f"%({key})s::{sql_type}"
 
 
 _RUN_USAGE = (
@@ -420,11 +380,9 @@ def _plain_statement(
         "owner AS (SELECT 1 AS ok FROM runs WHERE id = %(run)s AND worker_id = %(owner)s"
         " AND status = ANY(%(executing)s) FOR UPDATE)"
     ]
-    for i, (table, values) in enumerate(rows):
-        names = ", ".join(f'"{c}"' for c in values)
-        exprs = ", ".join(
-            _bind(params, f"r{i}_{j}", table, c, v) for j, (c, v) in enumerate(values.items())
-        )
+    for i, row in enumerate(rows):
+        table = row[0]
+        names, exprs = insert_values(params, f"r{i}_", row)
         parts.append(f'r{i} AS (INSERT INTO "{table.name}" ({names}) SELECT {exprs} FROM owner)')
     step_usage = [u for u in step_usage if u.values.get("usage") is not None]
     params["xids"] = [u.id for u in step_usage]
@@ -433,7 +391,7 @@ def _plain_statement(
     selects = []
     for k, u in enumerate(updates):
         sets = [
-            f'"{c}" = ' + _bind(params, f"u{k}_{j}", u.table, c, v)
+            f'"{c}" = ' + bind(params, f"u{k}_{j}", u.table, c, v)
             for j, (c, v) in enumerate(u.values.items())
             if not (u.run_usage and c == "usage")
         ]

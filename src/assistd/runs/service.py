@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from assistd.assistants import service as assistants_service
 from assistd.assistants.schemas import response_format_to_wire, tool_to_wire
@@ -20,6 +21,7 @@ from assistd.core.pagination import ListParams, paginate
 from assistd.messages import service as messages_service
 from assistd.messages.schemas import MessageCreate
 from assistd.models import Assistant, Message, Run, RunStep, Thread
+from assistd.models.rows import plain_row
 from assistd.models.run import ACTIVE_STATUSES
 from assistd.runs import events, lifecycle
 from assistd.runs.schemas import (
@@ -239,18 +241,24 @@ async def _new_run(
         produced.append(
             transition(run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1)
         )
-    session.add(run)
     try:
-        await session.flush()
-    except IntegrityError as exc:
-        if "uq_runs_one_active_per_thread" in str(exc.orig):
+        (run.seq,) = await events.insert_with_events(
+            session,
+            plain_row(run),
+            run.id,
+            produced,
+            returning=("seq",),
+            notify=None if adopt is not None else (events.QUEUE_CHANNEL, f"queued:{run.id}"),
+        )
+    except UniqueViolation as exc:
+        if exc.diag.constraint_name == "uq_runs_one_active_per_thread":
             raise ConflictingStateError(
                 f"Thread {thread_id} already has an active run.", param="thread_id"
             ) from None
         raise
-    await events.append(session, run.id, produced)
-    if adopt is None:
-        await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
+    # Inserted: the session holds it as a loaded row (no flush would insert it again).
+    make_transient_to_detached(run)
+    session.add(run)
     return run
 
 
