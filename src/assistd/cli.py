@@ -157,7 +157,7 @@ def _export_for_processes(settings: Settings, url: URL) -> None:
     os.environ["ASSISTD_RUN_WORKER"] = "true" if settings.run_worker else "false"
     os.environ["ASSISTD_PROCESSES"] = "1"
     os.environ["ASSISTD_DB_POOL_SIZE"] = str(max(2, -(-settings.db_pool_size // n)))
-    os.environ["ASSISTD_DB_MAX_OVERFLOW"] = str(max(1, -(-settings.db_max_overflow // n)))
+    os.environ["ASSISTD_DB_MAX_OVERFLOW"] = str(-(-settings.db_max_overflow // n))
 
 
 @app.command("worker")
