@@ -408,6 +408,21 @@ def test_persistent_429_fails_with_rate_limit_exceeded(
     assert len(sent(chat, marker)) == 3
 
 
+def test_error_event_mid_stream_fails_the_run_with_its_message(client: OpenAI) -> None:
+    """A backend that sends an ``{"error": …}`` event after a few tokens: the run fails with
+    the backend's message, and the text it had streamed stays on the incomplete message."""
+    assistant = make_assistant(client)
+    thread_id = thread_with(client, script(reply="one two three four five", error_after=3))
+
+    run = create_and_poll(client, thread_id, assistant.id)
+
+    assert_failed(client, run, "server_error")
+    assert run.last_error is not None
+    assert "scripted stream error" in run.last_error.message
+    (message,) = assistant_messages(client, thread_id, run.id)
+    assert message.content[0].text.value.rstrip() == "one two three"  # type: ignore[union-attr]
+
+
 def test_unreachable_backend_fails_with_server_error(client: OpenAI) -> None:
     assistant = make_assistant(client)
     thread_id = thread_with(client, "anyone there?")

@@ -17,7 +17,8 @@ interfere:
   ``{output1}``… replaced by the submitted outputs. ``fail`` answers the first ``times``
   requests carrying ``key`` with ``status`` (429 has ``retry-after-ms: 10``). ``first_delay_ms``
   waits before the first chunk. ``steps`` scripts several tool rounds in one run: step *n* answers
-  after *n* rounds of tool calls since the last user message.
+  after *n* rounds of tool calls since the last user message. ``error_after`` ends the stream
+  after that many words with an ``{"error": …}`` event (CRLF-framed, as some servers send).
 * Without a script the model answers ``You said: <last user text>``.
 
 Every request is recorded (``server.requests``) so tests can assert what assistd sent.
@@ -185,6 +186,7 @@ class ScriptedChat:
             "finish": finish,
             "delay": float(script.get("delay_ms", 0)) / 1000,
             "first_delay": float(script.get("first_delay_ms", 0)) / 1000,
+            "error_after": script.get("error_after"),
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(words) + 10 * len(tool_calls or []),
@@ -247,7 +249,12 @@ class ScriptedChat:
         if plan["first_delay"]:
             await asyncio.sleep(plan["first_delay"])
         yield chunk({"role": "assistant", "content": ""})
-        for word in plan["words"]:
+        for n, word in enumerate(plan["words"]):
+            if n == plan["error_after"]:
+                # What OpenAI-compatible servers send when generation fails mid-stream.
+                error = {"message": "scripted stream error", "type": "server_error", "code": None}
+                yield f"data: {json.dumps({'error': error})}\r\n\r\n".encode()
+                return
             if plan["delay"]:
                 await asyncio.sleep(plan["delay"])
             yield chunk({"content": word})
