@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -150,8 +151,6 @@ def _export_for_processes(settings: Settings, url: URL) -> None:
     """What ``serve``'s server processes read from the environment: the database this
     process resolved (and started, when embedded), the options given on the command line,
     and each process's share of the connection pools."""
-    import os
-
     n = settings.processes
     os.environ["ASSISTD_DATABASE_URL"] = libpq_dsn(url)
     os.environ["ASSISTD_RUN_WORKER"] = "true" if settings.run_worker else "false"

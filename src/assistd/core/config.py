@@ -119,7 +119,7 @@ class EmbeddingSettings(BaseModel):
     """The embedding model new vector stores use (a store keeps the model it was made with)."""
 
     model: str = "local:wordllama"
-    """``local:wordllama`` (static 256-d embeddings, offline: ~20x MiniLM's ingestion speed on
+    """``local:wordllama`` (static 256-d embeddings, offline: ~17x MiniLM's ingestion speed on
     a CPU; the default), ``local:all-MiniLM-L6-v2`` (alias ``local``: a transformer on
     onnxruntime, offline, better semantic matches, ~6 PDF pages/s on 2 cores) or
     ``openai:<model>`` / ``azure:<deployment>`` (the backend's embeddings endpoint)."""
