@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy.engine import URL
@@ -116,6 +116,13 @@ def serve(
     import uvicorn
 
     typer.echo(f"assistd: serving on http://{settings.host}:{settings.port}/v1")
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,
+        "access_log": False,
+    }
     if settings.processes > 1:
         # uvicorn's supervisor spawns the processes (and replaces one that dies); each builds
         # its app from the environment. This process keeps the embedded Postgres.
@@ -125,11 +132,7 @@ def serve(
             "assistd.app:app_from_environment",
             factory=True,
             workers=settings.processes,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            log_config=None,
-            access_log=False,
+            **options,
         )
         return
 
@@ -137,14 +140,7 @@ def serve(
 
     application = create_app(settings, url)
     tune_gc()
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        access_log=False,
-    )
+    uvicorn.run(application, **options)
 
 
 def _export_for_processes(settings: Settings, url: URL) -> None:

@@ -45,6 +45,7 @@ _APPEND = (
     " FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(item, n)"
     " ORDER BY e.n RETURNING id"
 )
+"""Append the ``[event, data]`` pairs of the JSON array ``events`` in order (their ids)."""
 
 
 async def append(
@@ -74,10 +75,7 @@ async def append(
 
 _INSERT_WITH_EVENTS = (
     "WITH r AS (INSERT INTO {table} ({names}) VALUES ({exprs}) RETURNING {returning}),"
-    " e AS (INSERT INTO run_events (run_id, event, data, created_at)"
-    " SELECT %(run)s, e.item ->> 0, e.item -> 1, %(stamp)s"
-    " FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(item, n)"
-    " ORDER BY e.n RETURNING id)"
+    " e AS (" + _APPEND + ")"
     " SELECT r.*{notify} FROM r"
 )
 
