@@ -22,10 +22,13 @@ from typing import Any
 
 import httpx
 import openai
+import psycopg
 import pytest
 from openai import AssistantEventHandler, OpenAI
 from openai.types.beta import AssistantStreamEvent
 from openai.types.beta.threads import Text, TextDelta
+
+from tests.conftest import Database
 
 # Part of the scenario CI repeats with every supported openai SDK generation.
 pytestmark = pytest.mark.sdk_matrix
@@ -358,6 +361,88 @@ def test_raw_create_and_run_stream(http: httpx.Client, assistant_id: str) -> Non
     assert names == ["thread.created", *text_answer(2), "done"]
     assert frames[0][1]["object"] == "thread"
     assert frames[1][1]["thread_id"] == frames[0][1]["id"]
+
+
+def stored_events(database: Database, run_id: str) -> list[str]:
+    """The stream events the run has recorded, in order."""
+    with psycopg.connect(database.url, autocommit=True) as db:
+        rows = db.execute(
+            "SELECT event FROM run_events WHERE run_id = %s ORDER BY id", [run_id]
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_only_streamed_parts_of_a_run_record_events(
+    client: OpenAI, tool_assistant_id: str, database: Database
+) -> None:
+    """A run created without ``stream`` records no stream events (no request could ever read
+    them); submitting its tool outputs with a stream records and streams that part, in full."""
+    thread_id = new_thread(
+        client,
+        script(
+            tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+            after_tools="It is {output0} in Oslo.",
+        ),
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=tool_assistant_id, poll_interval_ms=50
+    )
+    assert run.status == "requires_action"
+    assert run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id)
+    assert [(s.type, s.status) for s in steps.data] == [("tool_calls", "in_progress")]
+    assert stored_events(database, run.id) == []
+
+    handler = Recorder()
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        run_id=run.id,
+        thread_id=thread_id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "cold"}],
+        event_handler=handler,
+    ) as stream:
+        final = stream.get_final_run()
+    reply = "It is cold in Oslo."
+    part = (
+        ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"]
+        + MESSAGE_OPEN
+        + ["thread.message.delta"] * len(words(reply))
+        + MESSAGE_CLOSE
+    )
+    assert handler.names == part
+    assert "".join(handler.deltas) == reply
+    assert final.status == "completed"
+    assert stored_events(database, run.id) == part
+
+    # The other way round: a streamed start records its events; a resumption without a
+    # stream records none, and the run still completes with its message.
+    second_thread = new_thread(
+        client,
+        script(
+            tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}],
+            after_tools="It is {output0} in Rome.",
+        ),
+    )
+    with client.beta.threads.runs.stream(
+        thread_id=second_thread, assistant_id=tool_assistant_id
+    ) as stream:
+        waiting = stream.get_final_run()
+    assert waiting.status == "requires_action"
+    assert waiting.required_action is not None
+    (call,) = waiting.required_action.submit_tool_outputs.tool_calls
+    recorded = stored_events(database, waiting.id)
+    assert recorded[:3] == PREFIX
+    assert recorded[-1] == "thread.run.requires_action"
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=waiting.id,
+        thread_id=second_thread,
+        tool_outputs=[{"tool_call_id": call.id, "output": "warm"}],
+        poll_interval_ms=50,
+    )
+    assert done.status == "completed"
+    messages = client.beta.threads.messages.list(second_thread, run_id=waiting.id)
+    assert [message_text(m) for m in messages.data] == ["It is warm in Rome."]
+    assert stored_events(database, waiting.id) == recorded
 
 
 # ---- function calling ---------------------------------------------------------------------

@@ -89,18 +89,26 @@ async def make_thread(env: Env, text: str) -> str:
 
 
 async def create_claimed_run(
-    env: Env, session: AsyncSession, thread_id: str, owner: str, say: str | None = None
+    env: Env,
+    session: AsyncSession,
+    thread_id: str,
+    owner: str,
+    say: str | None = None,
+    *,
+    stream: bool = True,
 ) -> Run:
     """A run on ``thread_id`` created already claimed by ``owner`` (``say``: an additional
-    user message), in ``session``'s transaction. Its heartbeat is set far ahead: nothing here
+    user message), in ``session``'s transaction; ``stream`` as the request would say (only
+    streamed runs record stream events). Its heartbeat is set far ahead: nothing here
     heartbeats, and a session worker's reaper (3 s lease in the tests) would fail it."""
     extra = [{"role": "user", "content": say}] if say else []
+    body = {"assistant_id": env.assistant, "additional_messages": extra, "stream": stream}
     run = await runs_service.create_run(
         session,
         env.settings,
         env.project,
         thread_id,
-        RunCreate.model_validate({"assistant_id": env.assistant, "additional_messages": extra}),
+        RunCreate.model_validate(body),
         [],
         adopt=owner,
     )

@@ -64,6 +64,35 @@ async def test_committed_adopted_run_completes(env: Env, chat: ScriptedChatServe
     assert "thread.message.delta" in names
 
 
+async def test_a_run_nobody_streams_records_no_events_and_all_its_rows(
+    env: Env, chat: ScriptedChatServer
+) -> None:
+    reply = f"quiet {uuid.uuid4().hex[:8]} with several words in it"
+    thread_id = await make_thread(env, "#script " + json.dumps({"reply": reply}))
+    async with env.maker() as session, session.begin():
+        run = await create_claimed_run(env, session, thread_id, env.worker.id, stream=False)
+        run_id = run.id
+        gate = await env.worker.adopt(session, run_id)
+    gate.set_result(None)
+    await wait_idle(env.worker, 10)
+    async with env.maker() as session:
+        run = await session.get_one(Run, run_id)
+        assert (run.status, run.streamed, run.last_error) == ("completed", False, None)
+        assert run.usage is not None
+        assert run.usage["completion_tokens"] > 0
+        messages = list(await session.scalars(select(Message).where(Message.run_id == run_id)))
+        assert [(m.status, m.content[0]["text"]["value"]) for m in messages] == [
+            ("completed", reply)
+        ]
+        steps = list(await session.scalars(select(RunStep).where(RunStep.run_id == run_id)))
+        assert [(s.type, s.status) for s in steps] == [("message_creation", "completed")]
+        assert steps[0].usage == run.usage
+        count = await session.scalar(
+            select(func.count()).select_from(RunEvent).where(RunEvent.run_id == run_id)
+        )
+    assert count == 0
+
+
 async def test_rolled_back_adopted_run_leaves_nothing(env: Env, chat: ScriptedChatServer) -> None:
     # A slow answer (60 words, 100 ms apart): the executor must drop it, not wait 6 s.
     marker = uuid.uuid4().hex[:8]

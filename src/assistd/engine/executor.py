@@ -387,6 +387,8 @@ class RunExecutor:
         else:
             ctx = await self._load()
         run = ctx.run
+        # A run nobody streams records no stream events (its rows are written all the same).
+        self.sink.record = run.streamed
         self.include = list(run.include or [])
         self.project_id, self.thread_id = run.project_id, run.thread_id
         self.assistant_id = run.assistant_id
@@ -694,6 +696,8 @@ class RunExecutor:
                 self.sink.update_later(
                     [Update(table_of(Message), msg.message_id, {"content": msg.content()})], []
                 )
+            if not self.sink.record:
+                return
             self.sink.event(
                 "thread.message.delta",
                 {
@@ -767,7 +771,9 @@ class RunExecutor:
             [
                 (f"thread.message.{kind}", message_to_wire(message).model_dump(mode="json"), 0),
                 ("thread.run.step.completed", step_data(step, self.include), None),
-            ],
+            ]
+            if self.sink.record
+            else [],
         )
 
     def _on_tool_delta(
@@ -871,6 +877,10 @@ class RunExecutor:
             incomplete_at=None,
             incomplete_details=None,
         )
+        msg.row, msg.step = message, step
+        if not self.sink.record:
+            self.sink.insert_later([plain_row(step), plain_row(message)], [])
+            return
         step_wire = step_data(step, self.include)
         message_wire = message_to_wire(message).model_dump(mode="json")
         produced: list[Event] = [
@@ -884,7 +894,6 @@ class RunExecutor:
             parts = [{"index": i, **part} for i, part in enumerate(images)]
             delta = {"id": msg.message_id, "object": "thread.message.delta"}
             produced.append(("thread.message.delta", {**delta, "delta": {"content": parts}}))
-        msg.row, msg.step = message, step
         self.sink.insert_later([plain_row(step), plain_row(message)], produced)
 
     def _file_paths(self, text: str) -> list[dict[str, Any]]:

@@ -102,29 +102,33 @@ class RunSink:
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._error: BaseException | None = None
         self._closed = False
+        self.record = True
+        """Whether stream events are written (a run nobody streams records none: only a
+        stream reads them); rows and updates are written either way."""
         HUB.open_writer(run_id)
         self._task = asyncio.create_task(self._writer(), name=f"sink-{run_id}")
 
     def event(self, name: str, data: dict[str, Any]) -> None:
         """Append a stream event without waiting."""
         self._raise_if_failed()
-        self._queue.put_nowait(_Item([(name, data)], None, None))
+        if self.record:
+            self._queue.put_nowait(_Item([(name, data)], None, None))
 
     def insert_later(self, rows: list[Row], produced: list[Event]) -> None:
         """Queue plain row inserts and the events that announce them, without waiting."""
         self._raise_if_failed()
-        self._queue.put_nowait(_Item(produced, None, None, rows))
+        self._queue.put_nowait(_Item(produced if self.record else [], None, None, rows))
 
     def update_later(self, updates: list[Update], produced: list[PlainEvent]) -> None:
         """Queue plain row updates and the events that announce them, without waiting."""
         self._raise_if_failed()
-        self._queue.put_nowait(_plain_item(updates, produced, None))
+        self._queue.put_nowait(_plain_item(updates, produced if self.record else [], None))
 
     async def update(self, updates: list[Update], produced: list[PlainEvent]) -> None:
         """Plain row updates and their events, in order; wait until committed."""
         self._raise_if_failed()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_plain_item(updates, produced, done))
+        self._queue.put_nowait(_plain_item(updates, produced if self.record else [], done))
         await done
 
     def later(self, op: Op) -> None:
@@ -199,6 +203,8 @@ class RunSink:
                             await self._check_owner(session)
                         for item in batch:
                             produced.extend(await self._apply_item(session, item))
+                        if not self.record:
+                            produced = []
                         ids = await events.append(session, self.run_id, produced)
             except Exception as exc:
                 self._error = exc

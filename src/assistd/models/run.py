@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -83,6 +84,10 @@ class Run(Base):
     worker_id: Mapped[str | None]
     heartbeat_at: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    streamed: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    """Whether the request that started the run's current part (creating it, or submitting
+    tool outputs) streams it: only then are stream events written (nothing else reads
+    them)."""
 
 
 class RunStep(Base):

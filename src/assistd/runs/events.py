@@ -78,6 +78,7 @@ _INSERT_WITH_EVENTS = (
     " e AS (" + _APPEND + ")"
     " SELECT r.*{notify} FROM r"
 )
+_INSERT = "INSERT INTO {table} ({names}) VALUES ({exprs}) RETURNING {returning}{notify}"
 
 
 async def insert_with_events(
@@ -89,22 +90,21 @@ async def insert_with_events(
     returning: tuple[str, ...],
     notify: tuple[str, str] | None = None,
 ) -> tuple[Any, ...]:
-    """Insert ``row`` and append the run's events announcing it (and ``pg_notify`` one
-    ``(channel, payload)``) in one statement in the session's transaction; the row's
+    """Insert ``row`` and append the run's events announcing it, if any (and ``pg_notify``
+    one ``(channel, payload)``) in one statement in the session's transaction; the row's
     ``returning`` columns. The ORM's flush plus a separate append cost three times as much
     on the path that creates every run."""
     await session.flush()  # rows the ORM still holds go first
-    params: dict[str, Any] = {
-        "run": run_id,
-        "stamp": time.time(),
-        "events": Jsonb([[name, data] for name, data in produced]),
-    }
+    params: dict[str, Any] = {}
+    if produced:
+        params["run"], params["stamp"] = run_id, time.time()
+        params["events"] = Jsonb([[name, data] for name, data in produced])
     names, exprs = insert_values(params, "c", row)
     tail = ""
     if notify is not None:
         params["channel"], params["payload"] = notify
         tail = ", pg_notify(%(channel)s, %(payload)s)"
-    sql = _INSERT_WITH_EVENTS.format(
+    sql = (_INSERT_WITH_EVENTS if produced else _INSERT).format(
         table=f'"{row[0].name}"',
         names=names,
         exprs=exprs,

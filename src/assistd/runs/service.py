@@ -231,16 +231,20 @@ async def _new_run(
         worker_id=None,
         heartbeat_at=None,
         attempts=0,
+        streamed=bool(req.stream),
     )
     produced = list(prelude or [])
-    queued = run_data(run)
-    produced += [("thread.run.created", queued), ("thread.run.queued", queued)]
+    if run.streamed:
+        queued = run_data(run)
+        produced += [("thread.run.created", queued), ("thread.run.queued", queued)]
     if adopt is not None:
         # Claimed at creation by this process's own worker (``adopt`` is its id): no queue
         # round trip, and the row is inserted already claimed.
-        produced.append(
-            transition(run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1)
+        event = transition(
+            run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1
         )
+        if run.streamed:
+            produced.append(event)
     try:
         (run.seq,) = await events.insert_with_events(
             session,
@@ -307,7 +311,11 @@ async def create_thread_and_run(
     thread = await threads_service.create(
         session, project_id, thread_req, settings.embeddings, param_prefix="thread."
     )
-    prelude = [("thread.created", threads_service.to_wire(thread).model_dump(mode="json"))]
+    prelude = (
+        [("thread.created", threads_service.to_wire(thread).model_dump(mode="json"))]
+        if req.stream
+        else []
+    )
     _keep(session, thread, assistant)
     return await _new_run(
         session,
@@ -421,7 +429,9 @@ async def submit_tool_outputs(
             param="tool_outputs",
             code="invalid_value",
         )
-    cursor = await events.last_event_id(session, run.id)
+    # Only a streamed resumption records (and reads from) the run's events.
+    run.streamed = bool(req.stream)
+    cursor = await events.last_event_id(session, run.id) if run.streamed else 0
     step = await session.scalar(
         select(RunStep)
         .where(
@@ -444,7 +454,8 @@ async def submit_tool_outputs(
         step.completed_at = now()
         produced.append(("thread.run.step.completed", step_data(step, run.include)))
     produced.append(transition(run, "queued", expires_at=now() + settings.runs.expires_seconds))
-    await events.append(session, run.id, produced)
+    if run.streamed:
+        await events.append(session, run.id, produced)
     await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
     await session.flush()
     return run, cursor

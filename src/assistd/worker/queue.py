@@ -41,7 +41,8 @@ async def claim(session: AsyncSession, worker_id: str, limit: int) -> list[str]:
         event = transition(
             run, "in_progress", worker_id=worker_id, heartbeat_at=stamp, attempts=run.attempts + 1
         )
-        produced.append((run.id, [event]))
+        if run.streamed:
+            produced.append((run.id, [event]))
         claimed.append(run.id)
     # One insert and one notify statement for the whole batch.
     await events.append_many(session, produced)
