@@ -24,9 +24,10 @@ mints an API key, starts the scripted OpenAI-compatible backend
    long the POSTs took and when all runs were completed (target <= 2.5 s).
 
 Besides the table with PASS/FAIL per target it prints where the time went, from the
-timestamps assistd writes on every stream event (``run_events.created_at``, stamped in the
-transaction that writes it): API, queue wait and claim, first token, delivery to the client,
-how many transactions wrote each run's events, the database connections opened, and the CPU
+timestamps assistd writes on every stream event of a streamed run (``run_events.created_at``,
+stamped in the transaction that writes it; the burst's runs are not streamed and record none):
+API, queue wait and claim, first token, delivery to the client, how many transactions wrote
+each run's events, the commits and database connections of the burst, and the CPU
 each process used (per run, too, which contention barely changes). An assistd stream that ends
 before the run's last delta or ``thread.run.completed`` is reported as a bug and left out of
 the timings.
@@ -40,6 +41,9 @@ printed ("other"), with a warning when it is over a quarter of a core.
 ``--profile DIR`` also samples every assistd process with ``py-spy record`` during each
 measured phase (collapsed stacks in DIR, loadable in speedscope.app) and prints where the
 samples went. ``--samples FILE`` writes every measured streamed call as a JSON line.
+By default ``assistd serve`` runs one server process per CPU it may use (``--processes``, as
+a production deployment would; ``--processes 1`` for a single one), each with its own listening
+socket and in-process worker.
 ``--workers N`` serves with ``--no-worker`` and runs N ``assistd worker`` processes (mind the
 embedded Postgres's ``max_connections = 100``: lower ``ASSISTD_DB_POOL_SIZE`` for N >= 2).
 ``--pg-set NAME=VALUE`` sets a Postgres parameter for the benchmark database (e.g.
@@ -925,7 +929,12 @@ def report(
     profiler: Profiler,
 ) -> bool:
     rows: list[tuple[str, str, str, bool]] = []
-    workers = f"{args.workers} worker processes" if args.workers else "in-process worker"
+    workers = (
+        f"{args.workers} worker processes"
+        if args.workers
+        else f"{args.processes} server process{'es' if args.processes > 1 else ''}, "
+        "each with its in-process worker"
+    )
     print(
         f"assistd runs benchmark ({source_revision()}): {len(os.sched_getaffinity(0))} CPUs "
         f"shared by assistd ({workers}), Postgres, the scripted backend and this client"
@@ -1034,14 +1043,11 @@ def report(
                 print(f"    {label:<60}{ms(values):>8} / {ms(values, 0.95):>7} / {max(values):.0f}")
             events = [int(v[5]) for v in stamps]
             txs = [int(v[6]) for v in stamps]
-            print(
-                f"  per run: {ms(events)} events in {ms(txs)} event-writing transactions (p50)"
-                + (
-                    f"; {burst.commits / burst.n:.1f} commits per run in all"
-                    if burst.commits is not None
-                    else ""
-                )
-            )
+            print(f"  per run: {ms(events)} events in {ms(txs)} event-writing transactions (p50)")
+        else:
+            print("  (no event stamps: runs created without stream record no stream events)")
+        if burst.commits is not None:
+            print(f"  {burst.commits / burst.n:.1f} commits per run in all")
         if burst.sessions is not None:
             print(f"  database connections opened during the burst: {burst.sessions}")
         for line in cpu_line(burst.cpu, burst.n):
@@ -1085,9 +1091,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--processes",
         type=int,
-        default=1,
+        default=None,
         help="'assistd serve --processes N': server processes, each with its own in-process "
-        "worker (default 1)",
+        "worker (default: one per CPU used, as in production; 1 with --workers)",
     )
     p.add_argument(
         "--cpus",
@@ -1121,6 +1127,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.pairs < 1 or args.warmup < 0 or args.runs < 1 or args.workers < 0:
         p.error("--pairs and --runs must be positive, --warmup and --workers not negative")
+    if args.processes is None:
+        cpus = args.cpus if args.cpus > 0 else len(os.sched_getaffinity(0))
+        args.processes = 1 if args.workers else min(cpus, len(os.sched_getaffinity(0)))
+    if args.processes < 1:
+        p.error("--processes must be positive")
     return args
 
 

@@ -124,16 +124,19 @@ def serve(
         "access_log": False,
     }
     if settings.processes > 1:
-        # uvicorn's supervisor spawns the processes (and replaces one that dies); each builds
-        # its app from the environment. This process keeps the embedded Postgres.
+        # Server processes build their app from the environment; this process supervises
+        # them (replacing one that dies) and keeps the embedded Postgres.
         _export_for_processes(settings, url)
         typer.echo(f"assistd: {settings.processes} server processes")
-        uvicorn.run(
-            "assistd.app:app_from_environment",
-            factory=True,
-            workers=settings.processes,
-            **options,
-        )
+        from assistd.web import processes as server_processes
+
+        if not server_processes.balanced():
+            uvicorn.run(server_processes.APP, factory=True, workers=settings.processes, **options)
+            return
+        host, port = options.pop("host"), options.pop("port")
+        supervisor = server_processes.Supervisor(settings.processes, host, port, options)
+        if supervisor.run():
+            raise typer.Exit(1)
         return
 
     from assistd.app import create_app

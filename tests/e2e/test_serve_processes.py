@@ -125,10 +125,10 @@ def test_two_processes_execute_runs_and_replace_a_dead_one(
         done.set()
         sampler.join()
     # Runs are executed by the server processes themselves (a worker id holds its pid),
-    # not by the supervisor.
+    # not by the supervisor, and by both: each process listens on its own socket, so the
+    # kernel spreads the 16 new connections over them (all on one: 2 in 65536).
     executed_by = {int(owner.split(":")[1]) for owner in owners}
-    assert executed_by, owners
-    assert executed_by <= pids, (executed_by, pids)
+    assert executed_by == pids, (executed_by, pids)
 
     # A server process killed outright is replaced, and the server goes on answering.
     victim = next(iter(pids))
