@@ -39,8 +39,8 @@ from assistd.threads.router import router as threads_router
 from assistd.vector_stores.ingest import EmbedderLookup
 from assistd.vector_stores.router import router as vector_stores_router
 from assistd.web import errors
-from assistd.web.metrics import DatabaseCollector, MetricsMiddleware, metrics_endpoint
-from assistd.web.middleware import EmptyJsonBodyMiddleware, RequestIdMiddleware
+from assistd.web.metrics import DatabaseCollector, metrics_endpoint
+from assistd.web.middleware import RequestMiddleware
 from assistd.worker.loop import Worker
 
 
@@ -160,9 +160,7 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    app.add_middleware(EmptyJsonBodyMiddleware)
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestMiddleware)
     app.include_router(api_router(), prefix="/v1")
     # The same routers in the Azure OpenAI shape, for AzureOpenAI(azure_endpoint=...).
     app.include_router(api_router(), prefix="/openai", dependencies=[Depends(_check_api_version)])

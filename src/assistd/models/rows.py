@@ -24,17 +24,35 @@ def table_of(model: type[DeclarativeBase]) -> Table:
     return table
 
 
+_LAYOUTS: dict[type[Any], tuple[Table, tuple[tuple[str, str, bool], ...]]] = {}
+
+
+def _layout(cls: type[DeclarativeBase]) -> tuple[Table, tuple[tuple[str, str, bool], ...]]:
+    """A mapped class's table and, per column, (attribute, column, database fills it)."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        columns = tuple(
+            (attr.key, attr.columns[0].name, attr.columns[0].server_default is not None)
+            for attr in inspect(cls).column_attrs
+        )
+        layout = _LAYOUTS[cls] = (table_of(cls), columns)
+    return layout
+
+
 def plain_row(obj: DeclarativeBase) -> Row:
     """A new ORM object as a row to insert; columns left None that the database fills
     (``seq``) are left out."""
+    table, columns = _layout(type(obj))
+    # A new object holds the values it was given in its __dict__ (an attribute never set
+    # is absent: None, as the ORM would read it), without the ORM's descriptors.
+    given = obj.__dict__
     values: dict[str, Any] = {}
-    for attr in inspect(type(obj)).column_attrs:
-        column = attr.columns[0]
-        value = getattr(obj, attr.key)
-        if value is None and column.server_default is not None:
+    for key, name, filled in columns:
+        value = given.get(key)
+        if value is None and filled:
             continue
-        values[column.name] = value
-    return table_of(type(obj)), values
+        values[name] = value
+    return table, values
 
 
 def sql_type(table: Table, column: str) -> str:

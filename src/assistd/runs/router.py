@@ -51,6 +51,13 @@ def _stream(request: Request, run_id: str, after_id: int) -> StreamingResponse:
     )
 
 
+def _json(run: RunObject) -> Response:
+    """The run as the response body (serialized by pydantic directly: endpoints that may
+    also stream declare no response model, and FastAPI would walk the object field by
+    field)."""
+    return Response(run.model_dump_json(), media_type="application/json")
+
+
 def _local_worker(request: Request) -> Worker | None:
     """This process's own worker, when it can take one more run now."""
     worker: Worker | None = getattr(request.app.state, "worker", None)
@@ -82,7 +89,7 @@ async def _answer(
 @router.post("/threads/runs", response_model=None)
 async def create_thread_and_run(
     body: ThreadAndRunCreate, request: Request, session: SessionDep, project: ProjectDep
-) -> RunObject | StreamingResponse:
+) -> Response:
     """Create a thread and run it (``stream: true`` answers with server-sent events)."""
     worker = _local_worker(request)
     run = await service.create_thread_and_run(
@@ -91,7 +98,7 @@ async def create_thread_and_run(
     created = await _answer(request, session, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
-    return created
+    return _json(created)
 
 
 @router.post("/threads/{thread_id}/runs", response_model=None)
@@ -102,7 +109,7 @@ async def create_run(
     session: SessionDep,
     project: ProjectDep,
     include: IncludeQuery = [],  # noqa: B006 - FastAPI copies defaults
-) -> RunObject | StreamingResponse:
+) -> Response:
     """Create a run (``stream: true`` answers with server-sent events)."""
     worker = _local_worker(request)
     run = await service.create_run(
@@ -117,7 +124,7 @@ async def create_run(
     created = await _answer(request, session, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
-    return created
+    return _json(created)
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -168,14 +175,14 @@ async def submit_tool_outputs(
     request: Request,
     session: SessionDep,
     project: ProjectDep,
-) -> RunObject | StreamingResponse:
+) -> Response:
     """Submit function results; the run resumes."""
     run, cursor = await service.submit_tool_outputs(
         session, _settings(request), project, thread_id, run_id, body
     )
     if body.stream:
         return _stream(request, run.id, cursor)
-    return run_to_wire(run)
+    return _json(run_to_wire(run))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")

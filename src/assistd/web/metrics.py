@@ -1,8 +1,6 @@
-"""``GET /metrics`` and the middleware that counts requests by route template."""
+"""``GET /metrics``, and counting requests by route template."""
 
 from __future__ import annotations
-
-import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -11,38 +9,18 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from assistd.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from assistd.models import Run
 
 
-class MetricsMiddleware:
-    """Count requests and their latency by method, route template and status."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            route = _route_template(scope)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - start)
+def record_request(scope: Scope, status: int, seconds: float) -> None:
+    """Count a request and its latency by method, route template and status."""
+    route = _route_template(scope)
+    method = scope["method"]
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(seconds)
 
 
 def _route_template(scope: Scope) -> str:
