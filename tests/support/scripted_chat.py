@@ -39,7 +39,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 SCRIPT = re.compile(r"#script\s*(\{.*\})", re.S)
@@ -144,7 +144,7 @@ class ScriptedChat:
         plan = self._plan(body, messages, script)
         if not body.get("stream"):
             return JSONResponse(self._whole(body, plan))
-        return StreamingResponse(self._stream(body, plan), media_type="text/event-stream")
+        return _EventStream(self._stream(body, plan))
 
     def _plan(
         self, body: dict[str, Any], messages: list[dict[str, Any]], script: dict[str, Any]
@@ -281,6 +281,28 @@ class ScriptedChat:
             data = {**base, "choices": [], "usage": plan["usage"]}
             yield f"data: {json.dumps(data)}\n\n".encode()
         yield b"data: [DONE]\n\n"
+
+
+class _EventStream(Response):
+    """A server-sent event stream written straight to the connection. Starlette's
+    ``StreamingResponse`` also watches for the client going away, in a task group of its
+    own per response: a fifth of this server's CPU per stream (0.85 against 0.68 ms for
+    ten words), which the run benchmark's burst (500 streams at once, on the two CPUs the
+    server under test uses) pays. Nobody watches for a client that goes away: the scripted
+    stream runs to its end (uvicorn drops writes to a closed connection)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        # Not Response.__init__: with no body it would announce content-length: 0.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+        self.chunks = chunks
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        async for piece in self.chunks:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class ScriptedChatServer:

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ from assistd.messages.service import to_wire as message_to_wire
 from assistd.models import Message, Run, RunStep
 from assistd.models.rows import plain_row, table_of
 from assistd.runs import lifecycle
-from assistd.runs.status import transition
+from assistd.runs.status import move, transition
 from assistd.runs.wire import run_data, step_data
 from assistd.sandbox.containers import SandboxUnavailable
 from assistd.sandbox.manager import Execution, InputFile, SandboxManager
@@ -293,11 +293,14 @@ class RunExecutor:
         *,
         preloaded: prompt.RunContext | None = None,
         gate: asyncio.Future[None] | None = None,
+        loader: Callable[[], Awaitable[prompt.RunContext]] | None = None,
     ) -> None:
         """``preloaded``: the run's context, read by the transaction creating the run;
         ``gate``: resolves when that transaction commits (fails when it rolls back, and then
-        the executor stops without writing anything)."""
+        the executor stops without writing anything); ``loader``: reads the context instead
+        of the default (a run its creator already holds parts of)."""
         self.deps = deps
+        self._loader = loader
         self.run_id = run_id
         self.cancel = cancel
         self.sink = RunSink(deps.maker, run_id, owner=worker_id, gate=gate)
@@ -384,6 +387,8 @@ class RunExecutor:
     async def _work(self) -> None:
         if self._preloaded is not None:
             ctx, self._preloaded = self._use(self._preloaded), None
+        elif self._loader is not None:
+            ctx = self._use(await self._loader())
         else:
             ctx = await self._load()
         run = ctx.run
@@ -983,7 +988,7 @@ class RunExecutor:
     async def _complete(self, run: Run) -> None:
         """End the run ``completed`` (``run``: its row as loaded; what others may have
         changed since, its metadata, is read back by the update)."""
-        name, _ = transition(run, "completed")
+        name = move(run, "completed")
         values = {
             column: getattr(run, column)
             for column in (
@@ -997,7 +1002,7 @@ class RunExecutor:
         }
         await self.sink.update(
             [Update(table_of(Run), run.id, values, patch=("metadata", "usage"), run_usage=True)],
-            [(name, run_data(run), 0)],
+            [(name, run_data(run), 0)] if self.sink.record else [],
         )
 
     def _incomplete_op(self, reason: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from assistd.models import RunEvent
 from assistd.models.rows import Row, insert_values
@@ -119,6 +119,59 @@ async def insert_with_events(
     found = await cursor.fetchone()
     assert found is not None
     return tuple(found[: len(returning)])
+
+
+_INSERT_RUN_LOCKED = (
+    "WITH t AS (SELECT 1 FROM threads WHERE id = %(thread)s AND project_id = %(project)s"
+    " FOR UPDATE),"
+    " r AS (INSERT INTO runs ({names}) SELECT {exprs} FROM t RETURNING seq){events}"
+    " SELECT r.seq{notify} FROM r"
+)
+_RUN_EVENTS = (
+    ", e AS (INSERT INTO run_events (run_id, event, data, created_at)"
+    " SELECT %(run)s, e.item ->> 0, e.item -> 1, %(stamp)s"
+    " FROM r, jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS e(item, n)"
+    " ORDER BY e.n RETURNING id)"
+)
+
+
+async def insert_run_locked(
+    engine: AsyncEngine,
+    row: Row,
+    project_id: str,
+    thread_id: str,
+    produced: list[tuple[str, dict[str, Any]]],
+    notify: tuple[str, str] | None,
+) -> int | None:
+    """Insert a run on its own (committed at once, no transaction around it): lock the
+    thread (as adding a message does, so the two are ordered), insert the run, append its
+    events and send its queue notification, in one statement; the run's ``seq``, or None
+    when the thread is gone. The one-active-run index raises ``UniqueViolation`` when the
+    thread has an active run."""
+    params: dict[str, Any] = {"thread": thread_id, "project": project_id}
+    names, exprs = insert_values(params, "c", row)
+    tail = ""
+    if notify is not None:
+        params["channel"], params["payload"] = notify
+        tail = ", pg_notify(%(channel)s, %(payload)s)"
+    if produced:
+        params["run"], params["stamp"] = row[1]["id"], time.time()
+        params["events"] = Jsonb([[name, data] for name, data in produced])
+    sql = _INSERT_RUN_LOCKED.format(
+        names=names, exprs=exprs, events=_RUN_EVENTS if produced else "", notify=tail
+    )
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        pg = raw.driver_connection
+        assert pg is not None
+        # One statement is its own transaction: no BEGIN/COMMIT round trips.
+        await pg.set_autocommit(True)
+        try:
+            cursor = await pg.execute(sql, params, prepare=True)
+            found = await cursor.fetchone()
+        finally:
+            await pg.set_autocommit(False)
+    return None if found is None else int(found[0])
 
 
 async def append_many(

@@ -112,6 +112,26 @@ async def create_run(
 ) -> Response:
     """Create a run (``stream: true`` answers with server-sent events)."""
     worker = _local_worker(request)
+    if not body.additional_messages:
+        # The common request: no transaction, two round trips (service.create_run_direct).
+        state = request.app.state
+        run, thread, assistant = await service.create_run_direct(
+            state.read_sessionmaker,
+            state.engine,
+            _settings(request),
+            project,
+            thread_id,
+            body,
+            service.check_include(include),
+            adopt=worker.id if worker else None,
+        )
+        created = run_to_wire(run)
+        if worker is not None:
+            worker.start_created(run, thread, assistant, state.read_sessionmaker)
+            created = created.model_copy(update={"status": "queued", "started_at": None})
+        if body.stream:
+            return _stream(request, run.id, 0)
+        return _json(created)
     run = await service.create_run(
         session,
         _settings(request),

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 
 from assistd.assistants import service as assistants_service
@@ -31,7 +31,7 @@ from assistd.runs.schemas import (
     SubmitToolOutputs,
     ThreadAndRunCreate,
 )
-from assistd.runs.status import transition
+from assistd.runs.status import move, transition
 from assistd.runs.wire import run_data, step_data
 from assistd.threads import service as threads_service
 from assistd.threads.schemas import ThreadCreate
@@ -75,6 +75,19 @@ _LOCK_IDLE_THREAD_WITH_ASSISTANT = (
     )
     .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
     .with_for_update(of=Thread)
+)
+
+
+_IDLE_THREAD_WITH_ASSISTANT = (
+    select(Thread, _ACTIVE_RUN, Assistant)
+    .outerjoin(
+        Assistant,
+        and_(
+            Assistant.id == bindparam("assistant_id"),
+            Assistant.project_id == bindparam("project_id"),
+        ),
+    )
+    .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
 )
 
 
@@ -163,20 +176,20 @@ def _keep(session: AsyncSession, *rows: object) -> None:
     session.info.setdefault("assistd.keep", []).extend(rows)
 
 
-async def _new_run(
-    session: AsyncSession,
+def _build_run(
     settings: Settings,
     project_id: str,
     thread_id: str,
     req: RunCreate | ThreadAndRunCreate,
     include: list[str],
+    assistant: Assistant,
     *,
     prelude: list[tuple[str, dict[str, Any]]] | None = None,
     adopt: str | None = None,
-    assistant: Assistant | None = None,
-) -> Run:
-    if assistant is None:
-        assistant = await assistants_service.get(session, project_id, req.assistant_id)
+) -> tuple[Run, list[tuple[str, dict[str, Any]]], tuple[str, str] | None]:
+    """A new run (not yet inserted) from the request and the assistant, the stream events
+    announcing it (only for a streamed request) and the queue notification to send with its
+    insert (none when this process's worker ``adopt`` claims it at once)."""
     given = req.model_fields_set
     tools = (
         [tool_to_wire(t) for t in req.tools or []]
@@ -240,25 +253,48 @@ async def _new_run(
     if adopt is not None:
         # Claimed at creation by this process's own worker (``adopt`` is its id): no queue
         # round trip, and the row is inserted already claimed.
-        event = transition(
-            run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1
-        )
+        claim = {"worker_id": adopt, "heartbeat_at": time.time(), "attempts": 1}
         if run.streamed:
-            produced.append(event)
+            produced.append(transition(run, "in_progress", **claim))
+        else:
+            move(run, "in_progress", **claim)
+    notify = None if adopt is not None else (events.QUEUE_CHANNEL, f"queued:{run.id}")
+    return run, produced, notify
+
+
+def _active_run_conflict(thread_id: str, exc: UniqueViolation) -> ConflictingStateError | None:
+    if exc.diag.constraint_name == "uq_runs_one_active_per_thread":
+        return ConflictingStateError(
+            f"Thread {thread_id} already has an active run.", param="thread_id"
+        )
+    return None
+
+
+async def _new_run(
+    session: AsyncSession,
+    settings: Settings,
+    project_id: str,
+    thread_id: str,
+    req: RunCreate | ThreadAndRunCreate,
+    include: list[str],
+    *,
+    prelude: list[tuple[str, dict[str, Any]]] | None = None,
+    adopt: str | None = None,
+    assistant: Assistant | None = None,
+) -> Run:
+    if assistant is None:
+        assistant = await assistants_service.get(session, project_id, req.assistant_id)
+    run, produced, notify = _build_run(
+        settings, project_id, thread_id, req, include, assistant, prelude=prelude, adopt=adopt
+    )
     try:
         (run.seq,) = await events.insert_with_events(
-            session,
-            plain_row(run),
-            run.id,
-            produced,
-            returning=("seq",),
-            notify=None if adopt is not None else (events.QUEUE_CHANNEL, f"queued:{run.id}"),
+            session, plain_row(run), run.id, produced, returning=("seq",), notify=notify
         )
     except UniqueViolation as exc:
-        if exc.diag.constraint_name == "uq_runs_one_active_per_thread":
-            raise ConflictingStateError(
-                f"Thread {thread_id} already has an active run.", param="thread_id"
-            ) from None
+        conflict = _active_run_conflict(thread_id, exc)
+        if conflict is not None:
+            raise conflict from None
         raise
     # Inserted: the session holds it as a loaded row (no flush would insert it again).
     make_transient_to_detached(run)
@@ -294,6 +330,56 @@ async def create_run(
     return await _new_run(
         session, settings, project_id, thread_id, req, include, adopt=adopt, assistant=assistant
     )
+
+
+async def create_run_direct(
+    read_maker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    settings: Settings,
+    project_id: str,
+    thread_id: str,
+    req: RunCreate,
+    include: list[str],
+    adopt: str | None = None,
+) -> tuple[Run, Thread, Assistant]:
+    """``create_run`` for a request without additional messages, without a transaction:
+    the thread (with whether a run is active on it) and the assistant in one read on an
+    autocommit connection, then one statement that locks the thread and inserts the run
+    (``events.insert_run_locked``). Two round trips, each on a connection held only for
+    it, where the transaction took five on one connection held throughout (under load,
+    every round trip waits for the event loop, and the pool ran dry). The one-active-run
+    index decides races; a message added meanwhile is ordered by the thread lock, and the
+    run's context is read after the insert. Returns the run (detached), the thread and the
+    assistant."""
+    if req.additional_messages:
+        raise ValueError("create_run_direct takes requests without additional messages")
+    params = {"thread_id": thread_id, "project_id": project_id, "assistant_id": req.assistant_id}
+    async with read_maker() as read:
+        row = (await read.execute(_IDLE_THREAD_WITH_ASSISTANT, params)).first()
+    if row is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    thread, active, assistant = row
+    if active is not None:
+        raise ActiveRunError(thread_id, active)
+    if assistant is None:
+        raise NotFoundError.for_object("assistant", req.assistant_id, param="assistant_id")
+    run, produced, notify = _build_run(
+        settings, project_id, thread_id, req, include, assistant, adopt=adopt
+    )
+    try:
+        seq = await events.insert_run_locked(
+            engine, plain_row(run), project_id, thread_id, produced, notify
+        )
+    except UniqueViolation as exc:
+        conflict = _active_run_conflict(thread_id, exc)
+        if conflict is not None:
+            raise conflict from None
+        raise
+    if seq is None:  # deleted since it was read
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    run.seq = seq
+    make_transient_to_detached(run)
+    return run, thread, assistant
 
 
 async def create_thread_and_run(

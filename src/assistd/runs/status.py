@@ -1,5 +1,5 @@
 """The run state machine: every status change goes through ``transition``, which also
-produces the matching stream event."""
+produces the matching stream event (or ``move``, for a run that records none)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ class IllegalTransition(RuntimeError):
 
 def transition(run: Run, new: str, **fields: Any) -> tuple[str, dict[str, Any]]:
     """Move ``run`` to ``new``, stamp its timestamps, and return the stream event."""
+    return move(run, new, **fields), run_data(run)
+
+
+def move(run: Run, new: str, **fields: Any) -> str:
+    """Move ``run`` to ``new`` and stamp its timestamps (as ``transition``, for a run that
+    records no stream events); the name of the event it would send."""
     if new not in ALLOWED.get(run.status, frozenset()):
         raise IllegalTransition(f"run {run.id}: {run.status} -> {new}")
     stamp = now()
@@ -46,4 +52,4 @@ def transition(run: Run, new: str, **fields: Any) -> tuple[str, dict[str, Any]]:
         run.expires_at = None
         run.worker_id = None
         run.heartbeat_at = None
-    return f"thread.run.{new}", run_data(run)
+    return f"thread.run.{new}"

@@ -9,14 +9,16 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistd.core.db import transaction
 from assistd.core.notify import Listener
 from assistd.engine import prompt
 from assistd.engine.executor import EngineDeps, RunExecutor
 from assistd.llm import tokens
+from assistd.models import Assistant, Run, Thread
 from assistd.runs.events import QUEUE_CHANNEL
 from assistd.threads.service import THREAD_DELETED_PREFIX
 from assistd.vector_stores import ingest
@@ -127,6 +129,31 @@ class Worker:
         self._start(run_id, preloaded=ctx, gate=gate)
         return gate
 
+    def start_created(
+        self,
+        run: Run,
+        thread: Thread,
+        assistant: Assistant,
+        read_maker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """Start a run this process has just inserted (committed), already claimed for this
+        worker. Its context is read by the executor itself, on an autocommit connection
+        from ``read_maker``, around the rows the creator already holds (no query for the
+        run, the thread or the assistant): the run is started before anything else can
+        fail, so it never stays claimed without an executor (a failed read fails the run).
+        """
+        storage = self.deps.storage
+
+        async def load() -> prompt.RunContext:
+            async with read_maker() as session:
+                for row in (thread, assistant, run):
+                    session.add(row)
+                ctx = await prompt.load_context(session, storage, run.id, fresh=True)
+                session.expunge_all()
+            return ctx
+
+        self._start(run.id, loader=load)
+
     def stop(self) -> None:
         """Stop claiming new runs."""
         self._stopping.set()
@@ -176,9 +203,16 @@ class Worker:
         *,
         preloaded: prompt.RunContext | None = None,
         gate: asyncio.Future[None] | None = None,
+        loader: Callable[[], Awaitable[prompt.RunContext]] | None = None,
     ) -> None:
         executor = RunExecutor(
-            self.deps, run_id, asyncio.Event(), worker_id=self.id, preloaded=preloaded, gate=gate
+            self.deps,
+            run_id,
+            asyncio.Event(),
+            worker_id=self.id,
+            preloaded=preloaded,
+            gate=gate,
+            loader=loader,
         )
         self._executors[run_id] = executor
         task = asyncio.create_task(executor.execute(), name=f"execute-{run_id}")
