@@ -16,7 +16,10 @@ mints an API key, starts the scripted OpenAI-compatible backend
 2. **Time to first token.** Per pair, (request sent -> first ``thread.message.delta`` frame)
    minus (request sent -> first content delta of the direct call): p50 (the target,
    <= 10 ms) and p95.
-3. **Burst.** ``--runs`` threads are created first (not timed); then as many
+3. **Burst.** After a warm-up (``--burst-warmup`` runs created at once and completed, not
+   measured: modules imported, database and backend connections open in every server
+   process, as on a server that has been up a while), ``--runs`` threads are created (not
+   timed); then as many
    ``POST /v1/threads/{id}/runs`` (not streamed, one connection each, opened beforehand) are
    written at once against a backend answering in ~1 s (10 words, 100 ms apart). Completion
    is observed in the database (``SELECT count(*) FROM runs WHERE status='completed'`` on a
@@ -775,9 +778,49 @@ async def db_counters(conn: psycopg.AsyncConnection[Any]) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+async def warm_up_burst(stack: Stack, n: int, content: str) -> None:
+    """``n`` runs created at once on fresh connections (so every server process takes some)
+    and waited for: what a server that has been up for a while has done (modules imported,
+    database and backend connections open) is not measured as part of the burst."""
+    threads = await create_threads(stack, n, content)
+    body = json.dumps({"assistant_id": stack.assistant_id}).encode()
+    conns = await open_connections(stack.port, n)
+    try:
+        for conn, thread in zip(conns, threads, strict=True):
+            conn.send(
+                raw_request(
+                    "POST", f"/v1/threads/{thread}/runs", {**stack.headers(), "Accept": "*/*"}, body
+                )
+            )
+        for conn in conns:
+            status, data = await conn.response()
+            if status != 200:
+                raise RuntimeError(f"warm-up run: {status} {data[:300]!r}")
+    finally:
+        for conn in conns:
+            await conn.close()
+    async with await psycopg.AsyncConnection.connect(stack.url, autocommit=True) as db:
+        deadline = time.monotonic() + BURST_TIMEOUT_S
+        while True:
+            row = await (
+                await db.execute(
+                    "SELECT count(*) FROM runs WHERE thread_id = ANY(%s) AND status <> 'completed'",
+                    [threads],
+                )
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("warm-up runs did not complete")
+            await asyncio.sleep(0.05)
+
+
 async def burst_phase(args: argparse.Namespace, stack: Stack, profiler: Profiler) -> BurstResult:
     n = args.runs
     content, _ = script(BURST_WORDS, BURST_DELAY_MS)
+    if args.burst_warmup:
+        log(f"warm-up: {args.burst_warmup} runs at once, not measured")
+        await warm_up_burst(stack, args.burst_warmup, content)
     log(f"creating {n} threads for the burst")
     threads = await create_threads(stack, n, content)
     body = json.dumps({"assistant_id": stack.assistant_id}).encode()
@@ -999,7 +1042,8 @@ def report(
     if burst is not None:
         print()
         print(
-            f"3. burst: {burst.n} runs created at once ({BURST_WORDS} words, "
+            f"3. burst (after a warm-up of {args.burst_warmup} runs): {burst.n} runs created "
+            f"at once ({BURST_WORDS} words, "
             f"{BURST_DELAY_MS} ms apart: ~1 s each), completion polled in the database"
         )
         print(
@@ -1082,6 +1126,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="warm-up pairs (default 5)")
     p.add_argument("--runs", type=int, default=500, help="runs in the burst (default 500)")
     p.add_argument(
+        "--burst-warmup",
+        type=int,
+        default=50,
+        help="runs created at once and completed before the burst, not measured (default 50)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -1125,6 +1175,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-log", action="store_true", help="keep the server logs (path printed)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = p.parse_args(argv)
+    if args.burst_warmup < 0:
+        p.error("--burst-warmup must not be negative")
     if args.pairs < 1 or args.warmup < 0 or args.runs < 1 or args.workers < 0:
         p.error("--pairs and --runs must be positive, --warmup and --workers not negative")
     if args.processes is None:
