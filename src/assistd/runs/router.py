@@ -112,8 +112,10 @@ async def create_run(
 ) -> Response:
     """Create a run (``stream: true`` answers with server-sent events)."""
     worker = _local_worker(request)
-    if not body.additional_messages:
-        # The common request: no transaction, two round trips (service.create_run_direct).
+    if not body.additional_messages and not (body.stream and worker is not None):
+        # No transaction, two round trips (service.create_run_direct). A stream this process
+        # executes takes the transaction instead: its run starts inside it, and the commit
+        # overlaps the model's first token (time to first token is what a stream waits on).
         state = request.app.state
         run, thread, assistant = await service.create_run_direct(
             state.read_sessionmaker,
