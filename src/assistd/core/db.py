@@ -111,6 +111,25 @@ def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+async def execute_alone(
+    engine: AsyncEngine, sql: str, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Run one hand-written statement as its own transaction (autocommit: no BEGIN/COMMIT
+    round trips) on a pooled connection of ``engine``; its rows. Prepared at once: the hot
+    paths that use this send the same few statement shapes again and again."""
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        pg = raw.driver_connection
+        assert pg is not None
+        await pg.set_autocommit(True)
+        try:
+            cursor = await pg.execute(sql, params, prepare=True)
+            rows: list[tuple[Any, ...]] = await cursor.fetchall()
+            return rows
+        finally:
+            await pg.set_autocommit(False)
+
+
 @asynccontextmanager
 async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on error."""

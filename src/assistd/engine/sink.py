@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from assistd.core.db import execute_alone
 from assistd.models import Run
 from assistd.models.rows import Row, bind, insert_values
 from assistd.runs import events, lifecycle
@@ -297,18 +298,7 @@ class RunSink:
         )
         engine = self.maker.kw["bind"]
         assert isinstance(engine, AsyncEngine)
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            pg = raw.driver_connection
-            assert pg is not None
-            # One statement is its own transaction: no BEGIN/COMMIT round trips.
-            await pg.set_autocommit(True)
-            try:
-                # Prepared at once: the same few statement shapes recur every run.
-                cursor = await pg.execute(sql, params, prepare=True)
-                result = await cursor.fetchall()
-            finally:
-                await pg.set_autocommit(False)
+        result = await execute_alone(engine, sql, params)
         if not produced:
             if not result or not result[0][1]:
                 raise LostOwnership(f"run {self.run_id} is no longer owned by {self.owner}")

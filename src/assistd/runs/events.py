@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from assistd.core.db import execute_alone
 from assistd.models import RunEvent
 from assistd.models.rows import Row, insert_values
 
@@ -160,18 +161,8 @@ async def insert_run_locked(
     sql = _INSERT_RUN_LOCKED.format(
         names=names, exprs=exprs, events=_RUN_EVENTS if produced else "", notify=tail
     )
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        pg = raw.driver_connection
-        assert pg is not None
-        # One statement is its own transaction: no BEGIN/COMMIT round trips.
-        await pg.set_autocommit(True)
-        try:
-            cursor = await pg.execute(sql, params, prepare=True)
-            found = await cursor.fetchone()
-        finally:
-            await pg.set_autocommit(False)
-    return None if found is None else int(found[0])
+    rows = await execute_alone(engine, sql, params)
+    return int(rows[0][0]) if rows else None
 
 
 async def append_many(

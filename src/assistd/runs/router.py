@@ -69,9 +69,9 @@ async def _answer(
 ) -> RunObject:
     """Start an adopted run on the local worker (its writes wait for the commit); the run as
     created."""
-    wire = run_to_wire(run)
     if worker is None:
-        return wire
+        return run_to_wire(run)
+    created = _as_created(run, adopted=True)  # before the executor can change the run
     gate = await worker.adopt(session, run.id)
 
     def committed() -> None:
@@ -83,7 +83,14 @@ async def _answer(
             gate.set_exception(RunDiscarded(run.id))
 
     after_commit(request, committed, rolled_back)
-    return wire.model_copy(update={"status": "queued", "started_at": None})
+    return created
+
+
+def _as_created(run: Run, *, adopted: bool) -> RunObject:
+    """The run as its creation answers: ``queued``, even when this process's worker took it
+    at once (its row already says ``in_progress``)."""
+    wire = run_to_wire(run)
+    return wire.model_copy(update={"status": "queued", "started_at": None}) if adopted else wire
 
 
 @router.post("/threads/runs", response_model=None)
@@ -112,6 +119,8 @@ async def create_run(
 ) -> Response:
     """Create a run (``stream: true`` answers with server-sent events)."""
     worker = _local_worker(request)
+    include = service.check_include(include)
+    adopt = worker.id if worker else None
     if not body.additional_messages and not (body.stream and worker is not None):
         # No transaction, two round trips (service.create_run_direct). A stream this process
         # executes takes the transaction instead: its run starts inside it, and the commit
@@ -124,26 +133,17 @@ async def create_run(
             project,
             thread_id,
             body,
-            service.check_include(include),
-            adopt=worker.id if worker else None,
+            include,
+            adopt=adopt,
         )
-        created = run_to_wire(run)
+        created = _as_created(run, adopted=worker is not None)
         if worker is not None:
             worker.start_created(run, thread, assistant, state.read_sessionmaker)
-            created = created.model_copy(update={"status": "queued", "started_at": None})
-        if body.stream:
-            return _stream(request, run.id, 0)
-        return _json(created)
-    run = await service.create_run(
-        session,
-        _settings(request),
-        project,
-        thread_id,
-        body,
-        service.check_include(include),
-        adopt=worker.id if worker else None,
-    )
-    created = await _answer(request, session, run, worker)
+    else:
+        run = await service.create_run(
+            session, _settings(request), project, thread_id, body, include, adopt=adopt
+        )
+        created = await _answer(request, session, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
     return _json(created)

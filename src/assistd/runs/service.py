@@ -64,20 +64,6 @@ _LOCK_IDLE_THREAD = (
     .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
     .with_for_update(of=Thread)
 )
-_LOCK_IDLE_THREAD_WITH_ASSISTANT = (
-    select(Thread, _ACTIVE_RUN, Assistant)
-    .outerjoin(
-        Assistant,
-        and_(
-            Assistant.id == bindparam("assistant_id"),
-            Assistant.project_id == bindparam("project_id"),
-        ),
-    )
-    .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
-    .with_for_update(of=Thread)
-)
-
-
 _IDLE_THREAD_WITH_ASSISTANT = (
     select(Thread, _ACTIVE_RUN, Assistant)
     .outerjoin(
@@ -89,6 +75,7 @@ _IDLE_THREAD_WITH_ASSISTANT = (
     )
     .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
 )
+_LOCK_IDLE_THREAD_WITH_ASSISTANT = _IDLE_THREAD_WITH_ASSISTANT.with_for_update(of=Thread)
 
 
 async def lock_idle_thread(
