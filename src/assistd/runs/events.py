@@ -97,14 +97,8 @@ async def insert_with_events(
     on the path that creates every run."""
     await session.flush()  # rows the ORM still holds go first
     params: dict[str, Any] = {}
-    if produced:
-        params["run"], params["stamp"] = run_id, time.time()
-        params["events"] = Jsonb([[name, data] for name, data in produced])
     names, exprs = insert_values(params, "c", row)
-    tail = ""
-    if notify is not None:
-        params["channel"], params["payload"] = notify
-        tail = ", pg_notify(%(channel)s, %(payload)s)"
+    tail = _run_insert_params(params, run_id, produced, notify)
     sql = (_INSERT_WITH_EVENTS if produced else _INSERT).format(
         table=f'"{row[0].name}"',
         names=names,
@@ -120,6 +114,24 @@ async def insert_with_events(
     found = await cursor.fetchone()
     assert found is not None
     return tuple(found[: len(returning)])
+
+
+def _run_insert_params(
+    params: dict[str, Any],
+    run_id: str,
+    produced: list[tuple[str, dict[str, Any]]],
+    notify: tuple[str, str] | None,
+) -> str:
+    """Add the parameters of a run insert's events (if any) and notification to
+    ``params``; the select-list tail that sends the notification."""
+    if produced:
+        params["run"], params["stamp"] = run_id, time.time()
+        # One JSON array of [event, data] pairs: one json.dumps, not an array of values.
+        params["events"] = Jsonb([[name, data] for name, data in produced])
+    if notify is None:
+        return ""
+    params["channel"], params["payload"] = notify
+    return ", pg_notify(%(channel)s, %(payload)s)"
 
 
 _INSERT_RUN_LOCKED = (
@@ -151,13 +163,7 @@ async def insert_run_locked(
     thread has an active run."""
     params: dict[str, Any] = {"thread": thread_id, "project": project_id}
     names, exprs = insert_values(params, "c", row)
-    tail = ""
-    if notify is not None:
-        params["channel"], params["payload"] = notify
-        tail = ", pg_notify(%(channel)s, %(payload)s)"
-    if produced:
-        params["run"], params["stamp"] = row[1]["id"], time.time()
-        params["events"] = Jsonb([[name, data] for name, data in produced])
+    tail = _run_insert_params(params, row[1]["id"], produced, notify)
     sql = _INSERT_RUN_LOCKED.format(
         names=names, exprs=exprs, events=_RUN_EVENTS if produced else "", notify=tail
     )

@@ -31,7 +31,7 @@ from assistd.runs.schemas import (
     SubmitToolOutputs,
     ThreadAndRunCreate,
 )
-from assistd.runs.status import move, transition
+from assistd.runs.status import recorded
 from assistd.runs.wire import run_data, step_data
 from assistd.threads import service as threads_service
 from assistd.threads.schemas import ThreadCreate
@@ -240,21 +240,19 @@ def _build_run(
     if adopt is not None:
         # Claimed at creation by this process's own worker (``adopt`` is its id): no queue
         # round trip, and the row is inserted already claimed.
-        claim = {"worker_id": adopt, "heartbeat_at": time.time(), "attempts": 1}
-        if run.streamed:
-            produced.append(transition(run, "in_progress", **claim))
-        else:
-            move(run, "in_progress", **claim)
+        produced += recorded(
+            run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1
+        )
     notify = None if adopt is not None else (events.QUEUE_CHANNEL, f"queued:{run.id}")
     return run, produced, notify
 
 
-def _active_run_conflict(thread_id: str, exc: UniqueViolation) -> ConflictingStateError | None:
+def _raise_if_active_run(thread_id: str, exc: UniqueViolation) -> None:
+    """A run insert that broke the one-active-run index: the 400 OpenAI answers."""
     if exc.diag.constraint_name == "uq_runs_one_active_per_thread":
-        return ConflictingStateError(
+        raise ConflictingStateError(
             f"Thread {thread_id} already has an active run.", param="thread_id"
-        )
-    return None
+        ) from None
 
 
 async def _new_run(
@@ -279,9 +277,7 @@ async def _new_run(
             session, plain_row(run), run.id, produced, returning=("seq",), notify=notify
         )
     except UniqueViolation as exc:
-        conflict = _active_run_conflict(thread_id, exc)
-        if conflict is not None:
-            raise conflict from None
+        _raise_if_active_run(thread_id, exc)
         raise
     # Inserted: the session holds it as a loaded row (no flush would insert it again).
     make_transient_to_detached(run)
@@ -358,9 +354,7 @@ async def create_run_direct(
             engine, plain_row(run), project_id, thread_id, produced, notify
         )
     except UniqueViolation as exc:
-        conflict = _active_run_conflict(thread_id, exc)
-        if conflict is not None:
-            raise conflict from None
+        _raise_if_active_run(thread_id, exc)
         raise
     if seq is None:  # deleted since it was read
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
@@ -525,10 +519,10 @@ async def submit_tool_outputs(
         step.step_details = {**details, "tool_calls": calls}
         step.status = "completed"
         step.completed_at = now()
-        produced.append(("thread.run.step.completed", step_data(step, run.include)))
-    produced.append(transition(run, "queued", expires_at=now() + settings.runs.expires_seconds))
-    if run.streamed:
-        await events.append(session, run.id, produced)
+        if run.streamed:
+            produced.append(("thread.run.step.completed", step_data(step, run.include)))
+    produced += recorded(run, "queued", expires_at=now() + settings.runs.expires_seconds)
+    await events.append(session, run.id, produced)
     await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
     await session.flush()
     return run, cursor

@@ -29,6 +29,15 @@ def transition(run: Run, new: str, **fields: Any) -> tuple[str, dict[str, Any]]:
     return move(run, new, **fields), run_data(run)
 
 
+def recorded(run: Run, new: str, **fields: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Move ``run`` to ``new``; the stream event to record, if the run records events
+    (``Run.streamed``), else none."""
+    if run.streamed:
+        return [transition(run, new, **fields)]
+    move(run, new, **fields)
+    return []
+
+
 def move(run: Run, new: str, **fields: Any) -> str:
     """Move ``run`` to ``new`` and stamp its timestamps (as ``transition``, for a run that
     records no stream events); the name of the event it would send."""

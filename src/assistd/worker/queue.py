@@ -12,7 +12,7 @@ from assistd.core.clock import now
 from assistd.models import Run, RunEvent, RunWatcher
 from assistd.models.run import ACTIVE_STATUSES, TERMINAL_STATUSES
 from assistd.runs import events, lifecycle
-from assistd.runs.status import move, transition
+from assistd.runs.status import recorded
 
 WORKER_LOST = {
     "code": "server_error",
@@ -38,11 +38,10 @@ async def claim(session: AsyncSession, worker_id: str, limit: int) -> list[str]:
         if run.expires_at is not None and run.expires_at <= now():
             produced.append((run.id, await lifecycle.finish_run(session, run, "expired")))
             continue
-        claim = {"worker_id": worker_id, "heartbeat_at": stamp, "attempts": run.attempts + 1}
-        if run.streamed:
-            produced.append((run.id, [transition(run, "in_progress", **claim)]))
-        else:
-            move(run, "in_progress", **claim)
+        event = recorded(
+            run, "in_progress", worker_id=worker_id, heartbeat_at=stamp, attempts=run.attempts + 1
+        )
+        produced.append((run.id, event))
         claimed.append(run.id)
     # One insert and one notify statement for the whole batch.
     await events.append_many(session, produced)
