@@ -248,9 +248,10 @@ def start_stack(args: argparse.Namespace, tmp: Path, cleanup: Cleanup) -> Stack:
         from assistd.core.config import Settings
 
         cfg = Settings()
-        # serve: read pool + write pool (+ overflow) + LISTEN; each worker: one pool + LISTEN.
-        need = 2 * cfg.db_pool_size + cfg.db_max_overflow + 1
-        need += args.workers * (cfg.db_pool_size + cfg.db_max_overflow + 1)
+        # serve: read, write (+ overflow) and direct pools + LISTEN; each worker: write
+        # (+ overflow) and direct pools + LISTEN.
+        need = 3 * cfg.db_pool_size + cfg.db_max_overflow + 1
+        need += args.workers * (2 * cfg.db_pool_size + cfg.db_max_overflow + 1)
         if need > 95:
             log(
                 f"WARNING: serve + {args.workers} workers may open {need} database connections, "

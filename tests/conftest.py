@@ -32,7 +32,7 @@ with warnings.catch_warnings():
 from openai import OpenAI
 
 from assistd.core.config import Settings
-from assistd.core.db import async_url, create_engine, make_sessionmaker, transaction
+from assistd.core.db import async_url, create_engine, dispose, make_sessionmaker, transaction
 from assistd.core.migrate import upgrade_to_head
 from assistd.projects import service as projects_service
 from tests.support.scripted_chat import ScriptedChatServer
@@ -285,7 +285,7 @@ def mint_key(database_url: str, project: str) -> str:
             async with transaction(make_sessionmaker(engine)) as session:
                 return (await projects_service.create_key(session, project)).secret
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     return asyncio.run(run())
 

@@ -19,6 +19,7 @@ from assistd.core.config import Settings
 from assistd.core.db import (
     create_engine,
     create_read_engine,
+    dispose,
     libpq_dsn,
     make_read_sessionmaker,
     make_sessionmaker,
@@ -147,8 +148,8 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
             await listener.stop()
             REGISTRY.unregister(collector)
             metrics_engine.dispose()
-            await read_engine.dispose()
-            await engine.dispose()
+            await dispose(read_engine)
+            await dispose(engine)
 
     heads = head_revisions(database_url)
 

@@ -19,6 +19,7 @@ from assistd.core.config import Settings
 from assistd.core.db import (
     create_engine,
     database_url,
+    dispose,
     libpq_dsn,
     make_sessionmaker,
     transaction,
@@ -47,7 +48,7 @@ def _with_session(url: URL, settings: Settings, fn: Callable[[AsyncSession], Awa
             async with transaction(make_sessionmaker(engine)) as session:
                 return await fn(session)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     return asyncio.run(runner())
 
@@ -192,7 +193,7 @@ def worker_command() -> None:
             await runner.run()
         finally:
             await listener.stop()
-            await engine.dispose()
+            await dispose(engine)
 
     typer.echo("assistd: worker started")
     asyncio.run(main())

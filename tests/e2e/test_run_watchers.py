@@ -13,7 +13,7 @@ import psycopg
 from openai import OpenAI
 
 from assistd.core.config import Settings
-from assistd.core.db import async_url, create_engine, make_sessionmaker, transaction
+from assistd.core.db import async_url, create_engine, dispose, make_sessionmaker, transaction
 from assistd.worker import queue
 from tests.conftest import IN_PROCESS, Database
 from tests.e2e.test_runs import create_and_poll, make_assistant, script, thread_with
@@ -121,7 +121,7 @@ def test_watchers_of_ended_runs_are_pruned(client: OpenAI, database: Database) -
             async with transaction(make_sessionmaker(engine)) as session:
                 return await queue.prune_watchers(session)
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     assert asyncio.run(prune()) == 2
     with psycopg.connect(database.url) as conn:

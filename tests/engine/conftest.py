@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistd.assistants import service as assistants_service
 from assistd.assistants.schemas import AssistantCreate
 from assistd.core.config import Settings
-from assistd.core.db import async_url, create_engine, libpq_dsn, make_sessionmaker, transaction
+from assistd.core.db import (
+    async_url,
+    create_engine,
+    dispose,
+    libpq_dsn,
+    make_sessionmaker,
+    transaction,
+)
 from assistd.core.notify import Listener
 from assistd.engine.executor import EngineDeps
 from assistd.files.storage import LocalFileStorage
@@ -73,7 +80,7 @@ async def env(database: Database, chat: ScriptedChatServer, tmp_path: Path) -> A
     try:
         yield Env(maker, settings, worker, project, assistant.id)
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def make_thread(env: Env, text: str) -> str:

@@ -28,7 +28,7 @@ import pytest
 from openai import OpenAI
 
 from assistd.core.config import Settings
-from assistd.core.db import async_url, create_engine, make_sessionmaker, transaction
+from assistd.core.db import async_url, create_engine, dispose, make_sessionmaker, transaction
 from assistd.llm.embeddings import make_embedder
 from assistd.models import VectorStore
 from assistd.vector_stores import search
@@ -67,7 +67,7 @@ async def _rankings(
                     )
                 out[mode].append([h.file_id for h in hits])
     finally:
-        await engine.dispose()
+        await dispose(engine)
     return out
 
 

@@ -148,16 +148,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     host: str = "127.0.0.1"
     port: int = 8000
-    db_pool_size: int = 24
-    """Connections kept open per pool: ``serve`` has two (reads, writes), ``worker`` one."""
+    db_pool_size: int = 16
+    """Connections per pool, opened as needed: ``serve`` has three (reads, writes, and the
+    hand-written statements of the run paths: ``core.db.DirectPool``), ``worker`` two."""
     db_max_overflow: int = 0
     """Extra write connections opened under bursts and closed again after. None by default:
     a burst then waits for a pooled connection, which costs less than opening one (a new
     Postgres backend and its caches: 500 concurrent runs used ~20% less Postgres CPU without
     them, measured).
 
-    The defaults keep ``serve`` (2 x 24 + 1 LISTEN = 49) plus one ``worker`` (24 + 1) within
-    the embedded Postgres's ``max_connections = 100``, with room for tools and tests.
+    The defaults keep ``serve`` (3 x 16 + 1 LISTEN = 49) plus one ``worker`` (2 x 16 + 1)
+    within the embedded Postgres's ``max_connections = 100``, with room for tools and tests.
     """
     api_key_cache_seconds: float = 30.0
     poll_after_ms: int = 250

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import mimetypes
 import posixpath
@@ -11,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from assistd.core.db import execute_alone
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
 from assistd.models import Assistant, File, Message, Run, RunStep, Thread, VectorStore
+from assistd.models.rows import columns_of, loaded
 
 IMAGE_TYPES = {
     "png": "image/png",
@@ -95,8 +98,6 @@ async def load_context(
             select(Message).where(Message.thread_id == run.thread_id).order_by(Message.seq)
         )
     )
-    history = [m for m in messages if m.run_id != run.id]
-    own = {m.id: m for m in messages if m.run_id == run.id}
     steps = (
         []
         if fresh
@@ -106,17 +107,77 @@ async def load_context(
             )
         )
     )
-    ctx = RunContext(run=run, history=history, steps=steps, own_messages=own)
-    ctx.vector_stores = await _vector_stores(session, run)
-    if ctx.code_interpreter:
-        ctx.sandbox_files = await _sandbox_files(session, run, messages)
-    wanted = {
+    ctx = _context(run, messages, steps)
+    await _complete(session, storage, ctx, messages)
+    return ctx
+
+
+async def load_new_context(
+    engine: AsyncEngine,
+    read_maker: async_sessionmaker[AsyncSession],
+    storage: FileStorage,
+    run: Run,
+    thread: Thread,
+    assistant: Assistant,
+) -> RunContext:
+    """``load_context`` for a run just inserted (no steps yet) whose rows the caller holds:
+    the thread's messages in one statement on its own; a session only when the run needs
+    more (vector stores, sandbox files, images)."""
+    rows = await execute_alone(engine, _messages_sql(), {"thread_id": run.thread_id})
+    messages = [loaded(Message, row) for row in rows]
+    ctx = _context(run, messages, [])
+    if _wants_more(ctx, thread, assistant):
+        async with read_maker() as session:
+            for row in (thread, assistant, run, *messages):
+                session.add(row)
+            await _complete(session, storage, ctx, messages)
+            session.expunge_all()
+    return ctx
+
+
+@functools.cache
+def _messages_sql() -> str:
+    return (
+        f"SELECT {columns_of(Message, 'm')} FROM messages m "
+        "WHERE m.thread_id = %(thread_id)s ORDER BY m.seq"
+    )
+
+
+def _context(run: Run, messages: list[Message], steps: list[RunStep]) -> RunContext:
+    history = [m for m in messages if m.run_id != run.id]
+    own = {m.id: m for m in messages if m.run_id == run.id}
+    return RunContext(run=run, history=history, steps=steps, own_messages=own)
+
+
+def _wanted_images(ctx: RunContext) -> set[str]:
+    return {
         part["image_file"]["file_id"]
-        for m in history
+        for m in ctx.history
         if m.role == "user"
         for part in m.content
         if part.get("type") == "image_file"
     }
+
+
+def _wants_more(ctx: RunContext, thread: Thread, assistant: Assistant) -> bool:
+    """Whether ``_complete`` has anything to read for ``ctx``."""
+    if ctx.code_interpreter or _wanted_images(ctx):
+        return True
+    return any(
+        ((owner.tool_resources or {}).get("file_search") or {}).get("vector_store_ids")
+        for owner in (thread, assistant)
+    )
+
+
+async def _complete(
+    session: AsyncSession, storage: FileStorage, ctx: RunContext, messages: list[Message]
+) -> None:
+    """The rest of a run's context: its vector stores, sandbox files and images."""
+    run = ctx.run
+    ctx.vector_stores = await _vector_stores(session, run)
+    if ctx.code_interpreter:
+        ctx.sandbox_files = await _sandbox_files(session, run, messages)
+    wanted = _wanted_images(ctx)
     if wanted:
         files = await session.scalars(
             select(File).where(File.id.in_(wanted), File.project_id == run.project_id)
@@ -126,7 +187,6 @@ async def load_context(
             mime = IMAGE_TYPES.get(ext) or mimetypes.guess_type(f.filename)[0] or "image/png"
             data = base64.b64encode(await storage.read(f.storage_key)).decode()
             ctx.images[f.id] = f"data:{mime};base64,{data}"
-    return ctx
 
 
 async def _vector_stores(session: AsyncSession, run: Run) -> list[tuple[str, str, int]]:

@@ -3,15 +3,20 @@ write paths send one statement where the ORM would send several)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import Table, inspect
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import ClassManager, DeclarativeBase, make_transient_to_detached
 
 Row = tuple[Table, dict[str, Any]]
 """A row to insert: its table and values by column name."""
+
+_T = TypeVar("_T", bound=DeclarativeBase)
+_MANAGERS: dict[type[Any], ClassManager[Any]] = {}
+
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 _COLUMN_TYPES: dict[tuple[str, str], str] = {}
@@ -78,3 +83,31 @@ def insert_values(params: dict[str, Any], prefix: str, row: Row) -> tuple[str, s
         bind(params, f"{prefix}{j}", table, c, v) for j, (c, v) in enumerate(values.items())
     )
     return names, exprs
+
+
+def columns_of(cls: type[DeclarativeBase], alias: str) -> str:
+    """The select list of ``cls``'s columns (table alias ``alias``), in the order ``loaded``
+    takes them."""
+    _, columns = _layout(cls)
+    return ", ".join(f'{alias}."{name}"' for _, name, _ in columns)
+
+
+def width(cls: type[DeclarativeBase]) -> int:
+    """How many columns ``columns_of(cls)`` selects."""
+    return len(_layout(cls)[1])
+
+
+def loaded(cls: type[_T], values: Sequence[Any]) -> _T:
+    """An ORM object from a row read by hand (columns in ``columns_of`` order): detached,
+    as if a session had loaded it and let it go (``session.add`` makes it persistent again,
+    without a query)."""
+    _, columns = _layout(cls)
+    manager = _MANAGERS.get(cls)
+    if manager is None:
+        manager = _MANAGERS[cls] = inspect(cls).class_manager
+    obj: _T = cast(_T, manager.new_instance())
+    given = obj.__dict__
+    for (key, _, _), value in zip(columns, values, strict=True):
+        given[key] = value
+    make_transient_to_detached(obj)
+    return obj

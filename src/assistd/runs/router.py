@@ -127,7 +127,6 @@ async def create_run(
         # overlaps the model's first token (time to first token is what a stream waits on).
         state = request.app.state
         run, thread, assistant = await service.create_run_direct(
-            state.read_sessionmaker,
             state.engine,
             _settings(request),
             project,

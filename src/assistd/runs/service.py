@@ -3,12 +3,13 @@ outputs, and steps. Execution happens in a worker (``assistd.engine``)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from assistd.assistants import service as assistants_service
@@ -16,12 +17,13 @@ from assistd.assistants.schemas import response_format_to_wire, tool_to_wire
 from assistd.core import ids
 from assistd.core.clock import now
 from assistd.core.config import EmbeddingSettings, Settings
+from assistd.core.db import execute_alone
 from assistd.core.errors import ConflictingStateError, InvalidRequestError, NotFoundError
 from assistd.core.pagination import ListParams, paginate
 from assistd.messages import service as messages_service
 from assistd.messages.schemas import MessageCreate
 from assistd.models import Assistant, Message, Run, RunStep, Thread
-from assistd.models.rows import plain_row
+from assistd.models.rows import columns_of, loaded, plain_row, width
 from assistd.models.run import ACTIVE_STATUSES
 from assistd.runs import events, lifecycle
 from assistd.runs.schemas import (
@@ -76,6 +78,22 @@ _IDLE_THREAD_WITH_ASSISTANT = (
     .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
 )
 _LOCK_IDLE_THREAD_WITH_ASSISTANT = _IDLE_THREAD_WITH_ASSISTANT.with_for_update(of=Thread)
+
+
+@functools.cache
+def _idle_thread_with_assistant_sql() -> str:
+    """``_IDLE_THREAD_WITH_ASSISTANT`` by hand, for ``execute_alone``: the thread's columns
+    (``columns_of``), the id of its active run (or NULL), the assistant's columns (NULLs
+    when the project has no such assistant)."""
+    active = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
+    return (
+        f"SELECT {columns_of(Thread, 't')}, "
+        f"(SELECT r.id FROM runs r WHERE r.thread_id = t.id AND r.status IN ({active}) LIMIT 1), "
+        f"{columns_of(Assistant, 'a')} "
+        "FROM threads t LEFT JOIN assistants a "
+        "ON a.id = %(assistant_id)s AND a.project_id = %(project_id)s "
+        "WHERE t.id = %(thread_id)s AND t.project_id = %(project_id)s"
+    )
 
 
 async def lock_idle_thread(
@@ -316,7 +334,6 @@ async def create_run(
 
 
 async def create_run_direct(
-    read_maker: async_sessionmaker[AsyncSession],
     engine: AsyncEngine,
     settings: Settings,
     project_id: str,
@@ -326,22 +343,25 @@ async def create_run_direct(
     adopt: str | None = None,
 ) -> tuple[Run, Thread, Assistant]:
     """``create_run`` for a request without additional messages, without a transaction:
-    the thread (with whether a run is active on it) and the assistant in one read on an
-    autocommit connection, then one statement that locks the thread and inserts the run
-    (``events.insert_run_locked``). Two round trips, each on a connection held only for
-    it, where the transaction took five on one connection held throughout (under load,
-    every round trip waits for the event loop, and the pool ran dry). The one-active-run
-    index decides races; a message added meanwhile is ordered by the thread lock, and the
-    run's context is read after the insert. Returns the run (detached), the thread and the
-    assistant."""
+    the thread (with whether a run is active on it) and the assistant in one hand-written
+    read (``execute_alone``: no ORM session; the objects are built from the row), then one
+    statement that locks the thread and inserts the run (``events.insert_run_locked``). Two
+    round trips, each on a connection held only for it, where the transaction took five on
+    one connection held throughout (under load, every round trip waits for the event loop,
+    and the pool ran dry). The one-active-run index decides races; a message added
+    meanwhile is ordered by the thread lock, and the run's context is read after the
+    insert. Returns the run (detached), the thread and the assistant."""
     if req.additional_messages:
         raise ValueError("create_run_direct takes requests without additional messages")
     params = {"thread_id": thread_id, "project_id": project_id, "assistant_id": req.assistant_id}
-    async with read_maker() as read:
-        row = (await read.execute(_IDLE_THREAD_WITH_ASSISTANT, params)).first()
-    if row is None:
+    rows = await execute_alone(engine, _idle_thread_with_assistant_sql(), params)
+    if not rows:
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
-    thread, active, assistant = row
+    row = rows[0]
+    n = width(Thread)
+    thread = loaded(Thread, row[:n])
+    active = row[n]
+    assistant = None if row[n + 1] is None else loaded(Assistant, row[n + 1 :])
     if active is not None:
         raise ActiveRunError(thread_id, active)
     if assistant is None:

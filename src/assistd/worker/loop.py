@@ -143,14 +143,12 @@ class Worker:
         fail, so it never stays claimed without an executor (a failed read fails the run).
         """
         storage = self.deps.storage
+        engine = self.deps.maker.kw["bind"]
 
         async def load() -> prompt.RunContext:
-            async with read_maker() as session:
-                for row in (thread, assistant, run):
-                    session.add(row)
-                ctx = await prompt.load_context(session, storage, run.id, fresh=True)
-                session.expunge_all()
-            return ctx
+            return await prompt.load_new_context(
+                engine, read_maker, storage, run, thread, assistant
+            )
 
         self._start(run.id, loader=load)
 
