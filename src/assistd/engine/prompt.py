@@ -121,10 +121,22 @@ async def load_new_context(
     assistant: Assistant,
 ) -> RunContext:
     """``load_context`` for a run just inserted (no steps yet) whose rows the caller holds:
-    the thread's messages in one statement on its own; a session only when the run needs
-    more (vector stores, sandbox files, images)."""
+    the thread's messages in one statement on its own, then ``context_of``."""
     rows = await execute_alone(engine, _messages_sql(), {"thread_id": run.thread_id})
     messages = [loaded(Message, row) for row in rows]
+    return await context_of(read_maker, storage, run, thread, assistant, messages)
+
+
+async def context_of(
+    read_maker: async_sessionmaker[AsyncSession],
+    storage: FileStorage,
+    run: Run,
+    thread: Thread,
+    assistant: Assistant,
+    messages: list[Message],
+) -> RunContext:
+    """The context of a new run (no steps yet) from its thread's ``messages``; a session
+    only when the run needs more (vector stores, sandbox files, images)."""
     ctx = _context(run, messages, [])
     if _wants_more(ctx, thread, assistant):
         async with read_maker() as session:

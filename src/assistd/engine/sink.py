@@ -36,6 +36,10 @@ Op = Callable[[AsyncSession], Awaitable[list[Event]]]
 
 _EXECUTING = ("in_progress", "cancelling")
 
+LINGER_SECONDS = 0.001
+"""How long a lone stream event waits for company before it is written (never the run's
+first write, so the first token is not delayed)."""
+
 LOCKED_RUN = "assistd.locked_run"
 """``session.info`` key: the run row an owner's transaction has locked (ops use it)."""
 
@@ -180,10 +184,18 @@ class RunSink:
                 if not isinstance(exc, Exception):
                     raise
                 return
+        written = False
         while True:
             first = await self._queue.get()
             if first is None:
                 return
+            if written and _lingers(first) and self._queue.empty():
+                # A lone stream event after the first write (a text delta): wait a moment for
+                # what follows it. The model's last token is followed at once by its end,
+                # and the run's final write then takes that token along, instead of waiting
+                # for the token's own write to finish first.
+                await asyncio.sleep(LINGER_SECONDS)
+            written = True
             batch = [first]
             stop = False
             while not self._queue.empty():
@@ -317,6 +329,11 @@ class RunSink:
         if run is None or run.worker_id != self.owner or run.status not in _EXECUTING:
             raise LostOwnership(f"run {self.run_id} is no longer owned by {self.owner}")
         session.info[LOCKED_RUN] = run
+
+
+def _lingers(item: _Item) -> bool:
+    """Whether ``item`` is stream events only, nobody waiting for them."""
+    return bool(item.events) and not (item.op or item.done or item.rows or item.updates)
 
 
 def _empty(item: _Item) -> bool:

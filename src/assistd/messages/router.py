@@ -65,6 +65,6 @@ async def delete_message(
     thread_id: str, message_id: str, session: SessionDep, project: ProjectDep
 ) -> Deleted:
     """Delete a message."""
-    await threads_service.require(session, project, thread_id)
+    await threads_service.bump_version(session, project, thread_id)
     await service.delete_message(session, thread_id, message_id)
     return Deleted(id=message_id, object="thread.message.deleted")

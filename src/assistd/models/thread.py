@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from assistd.models.base import Base, seq_column
@@ -23,6 +23,8 @@ class Thread(Base):
     created_at: Mapped[int] = mapped_column(Integer)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
     tool_resources: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    """Bumped by every message added or deleted (migration 0008 says why)."""
 
 
 class Message(Base):

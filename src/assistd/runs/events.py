@@ -135,10 +135,10 @@ def _run_insert_params(
 
 
 _INSERT_RUN_LOCKED = (
-    "WITH t AS (SELECT 1 FROM threads WHERE id = %(thread)s AND project_id = %(project)s"
+    "WITH t AS (SELECT version FROM threads WHERE id = %(thread)s AND project_id = %(project)s"
     " FOR UPDATE),"
     " r AS (INSERT INTO runs ({names}) SELECT {exprs} FROM t RETURNING seq){events}"
-    " SELECT r.seq{notify} FROM r"
+    " SELECT r.seq, t.version{notify} FROM r, t"
 )
 _RUN_EVENTS = (
     ", e AS (INSERT INTO run_events (run_id, event, data, created_at)"
@@ -155,12 +155,13 @@ async def insert_run_locked(
     thread_id: str,
     produced: list[tuple[str, dict[str, Any]]],
     notify: tuple[str, str] | None,
-) -> int | None:
+) -> tuple[int, int] | None:
     """Insert a run on its own (committed at once, no transaction around it): lock the
-    thread (as adding a message does, so the two are ordered), insert the run, append its
-    events and send its queue notification, in one statement; the run's ``seq``, or None
-    when the thread is gone. The one-active-run index raises ``UniqueViolation`` when the
-    thread has an active run."""
+    thread (as adding or deleting a message does, so they are ordered), insert the run,
+    append its events and send its queue notification, in one statement; the run's ``seq``
+    and the thread's ``version`` once locked (its latest, whatever this statement's
+    snapshot), or None when the thread is gone. The one-active-run index raises
+    ``UniqueViolation`` when the thread has an active run."""
     params: dict[str, Any] = {"thread": thread_id, "project": project_id}
     names, exprs = insert_values(params, "c", row)
     tail = _run_insert_params(params, row[1]["id"], produced, notify)
@@ -168,7 +169,7 @@ async def insert_run_locked(
         names=names, exprs=exprs, events=_RUN_EVENTS if produced else "", notify=tail
     )
     rows = await execute_alone(engine, sql, params)
-    return int(rows[0][0]) if rows else None
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
 
 async def append_many(

@@ -25,7 +25,7 @@ from assistd.runs.schemas import (
 from assistd.runs.wire import run_to_wire, step_to_wire
 from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep, after_commit
 from assistd.web.sse import sse_response
-from assistd.worker.loop import Worker
+from assistd.worker.loop import LocalRuns, Worker
 
 router = APIRouter(tags=["runs"])
 
@@ -120,32 +120,32 @@ async def create_run(
     """Create a run (``stream: true`` answers with server-sent events)."""
     worker = _local_worker(request)
     include = service.check_include(include)
-    adopt = worker.id if worker else None
-    if not body.additional_messages and not (body.stream and worker is not None):
-        # No transaction, two round trips (service.create_run_direct). A stream this process
-        # executes takes the transaction instead: its run starts inside it, and the commit
-        # overlaps the model's first token (time to first token is what a stream waits on).
+    if not body.additional_messages:
+        # No transaction, two statements; this process's worker starts the run between them
+        # or after them (service.create_run_direct).
         state = request.app.state
-        run, thread, assistant = await service.create_run_direct(
-            state.engine,
-            _settings(request),
-            project,
-            thread_id,
-            body,
-            include,
-            adopt=adopt,
-        )
-        created = _as_created(run, adopted=worker is not None)
+        created: list[RunObject] = []
+        local = None
         if worker is not None:
-            worker.start_created(run, thread, assistant, state.read_sessionmaker)
+            # The answer is taken before the executor holds the run.
+            local = LocalRuns(
+                worker,
+                state.read_sessionmaker,
+                on_start=lambda run: created.append(_as_created(run, adopted=True)),
+            )
+        run = await service.create_run_direct(
+            state.engine, _settings(request), project, thread_id, body, include, local
+        )
+        answer = created[0] if created else _as_created(run, adopted=False)
     else:
+        adopt = worker.id if worker else None
         run = await service.create_run(
             session, _settings(request), project, thread_id, body, include, adopt=adopt
         )
-        created = await _answer(request, session, run, worker)
+        answer = await _answer(request, session, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
-    return _json(created)
+    return _json(answer)
 
 
 @router.get("/threads/{thread_id}/runs")

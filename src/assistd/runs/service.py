@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from assistd.assistants import service as assistants_service
 from assistd.assistants.schemas import response_format_to_wire, tool_to_wire
@@ -81,19 +82,61 @@ _LOCK_IDLE_THREAD_WITH_ASSISTANT = _IDLE_THREAD_WITH_ASSISTANT.with_for_update(o
 
 
 @functools.cache
-def _idle_thread_with_assistant_sql() -> str:
+def _idle_thread_with_assistant_sql(messages: bool) -> str:
     """``_IDLE_THREAD_WITH_ASSISTANT`` by hand, for ``execute_alone``: the thread's columns
     (``columns_of``), the id of its active run (or NULL), the assistant's columns (NULLs
-    when the project has no such assistant)."""
+    when the project has no such assistant); with ``messages``, then the thread's messages
+    (a JSON array of their columns, in order)."""
     active = ", ".join(f"'{s}'" for s in ACTIVE_STATUSES)
+    thread_messages = (
+        f", COALESCE((SELECT json_agg(json_build_array({columns_of(Message, 'm')})"
+        " ORDER BY m.seq) FROM messages m WHERE m.thread_id = t.id), '[]'::json)"
+        if messages
+        else ""
+    )
     return (
         f"SELECT {columns_of(Thread, 't')}, "
         f"(SELECT r.id FROM runs r WHERE r.thread_id = t.id AND r.status IN ({active}) LIMIT 1), "
-        f"{columns_of(Assistant, 'a')} "
+        f"{columns_of(Assistant, 'a')}{thread_messages} "
         "FROM threads t LEFT JOIN assistants a "
         "ON a.id = %(assistant_id)s AND a.project_id = %(project_id)s "
         "WHERE t.id = %(thread_id)s AND t.project_id = %(project_id)s"
     )
+
+
+class EarlyStart(Protocol):
+    """A run started before its insert returned (``worker.loop.EarlyRun``)."""
+
+    def inserted(self, fresh: bool) -> None:
+        """The run is in the database; ``fresh``: its context is still the thread's."""
+
+    def dropped(self) -> None:
+        """The run was not inserted."""
+
+
+class LocalStart(Protocol):
+    """Starts runs on this process's worker (``worker.loop.LocalRuns``)."""
+
+    worker_id: str
+    """The worker's id (its runs are inserted already claimed)."""
+
+    def early(
+        self, run: Run, thread: Thread, assistant: Assistant, messages: list[Message]
+    ) -> EarlyStart:
+        """Start ``run`` on ``messages`` before its insert returns."""
+        ...
+
+    def inserted(
+        self, run: Run, thread: Thread, assistant: Assistant, messages: list[Message] | None
+    ) -> None:
+        """Start the inserted ``run`` on ``messages`` (None: read anew)."""
+
+
+_ACTIVE_RUN_OF = (
+    select(Run.id)
+    .where(Run.thread_id == bindparam("thread_id"), Run.status.in_(ACTIVE_STATUSES))
+    .limit(1)
+)
 
 
 async def lock_idle_thread(
@@ -135,13 +178,15 @@ async def add_message(
     embeddings: EmbeddingSettings,
 ) -> Message:
     """Create a message unless a run is active on the thread (OpenAI answers 400)."""
-    try:
-        thread, _ = await lock_idle_thread(session, project_id, thread_id)
-    except ActiveRunError as exc:
+    thread = await threads_service.bump_version(session, project_id, thread_id)
+    # Checked by a statement of its own: it sees every run inserted before the lock was
+    # taken (the statement taking it reads the rows as they were when it started).
+    active = await session.scalar(_ACTIVE_RUN_OF, {"thread_id": thread_id})
+    if active is not None:
         raise ConflictingStateError(
-            f"Can't add messages to {thread_id} while a run {exc.run_id} is active.",
+            f"Can't add messages to {thread_id} while a run {active} is active.",
             param="thread_id",
-        ) from None
+        )
     row = await messages_service.create(session, project_id, thread_id, req)
     await vector_stores_service.attach_to_thread(
         session, thread, messages_service.file_search_attachments([req]), embeddings
@@ -340,47 +385,72 @@ async def create_run_direct(
     thread_id: str,
     req: RunCreate,
     include: list[str],
-    adopt: str | None = None,
-) -> tuple[Run, Thread, Assistant]:
-    """``create_run`` for a request without additional messages, without a transaction:
-    the thread (with whether a run is active on it) and the assistant in one hand-written
-    read (``execute_alone``: no ORM session; the objects are built from the row), then one
-    statement that locks the thread and inserts the run (``events.insert_run_locked``). Two
-    round trips, each on a connection held only for it, where the transaction took five on
-    one connection held throughout (under load, every round trip waits for the event loop,
-    and the pool ran dry). The one-active-run index decides races; a message added
-    meanwhile is ordered by the thread lock, and the run's context is read after the
-    insert. Returns the run (detached), the thread and the assistant."""
+    local: LocalStart | None = None,
+) -> Run:
+    """``create_run`` for a request without additional messages, without a transaction, in
+    two hand-written statements (``execute_alone``: no ORM session; objects are built from
+    the rows), each on a connection held only for it.
+
+    The first reads the thread (with whether a run is active on it), the assistant and,
+    when this process's worker executes the run (``local``), the thread's messages. The
+    second locks the thread and inserts the run (``events.insert_run_locked``); the
+    one-active-run index decides races. The run goes to ``local`` with the messages read:
+    a streamed run before the insert (``local.early``: the model is called while the insert
+    is on its way; the first token is what a stream waits for), any other once inserted (a
+    burst of them answers its requests sooner). A message added or deleted in between is
+    ordered by the thread lock and changes the thread's ``version``: the version locked is
+    not the one read, and the run's context is read anew after the insert. Returns the run
+    (detached)."""
     if req.additional_messages:
         raise ValueError("create_run_direct takes requests without additional messages")
     params = {"thread_id": thread_id, "project_id": project_id, "assistant_id": req.assistant_id}
-    rows = await execute_alone(engine, _idle_thread_with_assistant_sql(), params)
+    sql = _idle_thread_with_assistant_sql(local is not None)
+    rows = await execute_alone(engine, sql, params)
     if not rows:
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
     row = rows[0]
-    n = width(Thread)
+    n, k = width(Thread), width(Assistant)
     thread = loaded(Thread, row[:n])
     active = row[n]
-    assistant = None if row[n + 1] is None else loaded(Assistant, row[n + 1 :])
+    assistant = None if row[n + 1] is None else loaded(Assistant, row[n + 1 : n + 1 + k])
     if active is not None:
         raise ActiveRunError(thread_id, active)
     if assistant is None:
         raise NotFoundError.for_object("assistant", req.assistant_id, param="assistant_id")
     run, produced, notify = _build_run(
-        settings, project_id, thread_id, req, include, assistant, adopt=adopt
+        settings,
+        project_id,
+        thread_id,
+        req,
+        include,
+        assistant,
+        adopt=None if local is None else local.worker_id,
     )
+    make_transient_to_detached(run)
+    messages = [] if local is None else [loaded(Message, values) for values in row[n + 1 + k]]
+    early = local.early(run, thread, assistant, messages) if local and req.stream else None
     try:
-        seq = await events.insert_run_locked(
+        found = await events.insert_run_locked(
             engine, plain_row(run), project_id, thread_id, produced, notify
         )
-    except UniqueViolation as exc:
-        _raise_if_active_run(thread_id, exc)
+    except BaseException as exc:
+        if early is not None:
+            early.dropped()
+        if isinstance(exc, UniqueViolation):
+            _raise_if_active_run(thread_id, exc)
         raise
-    if seq is None:  # deleted since it was read
+    if found is None:  # deleted since it was read
+        if early is not None:
+            early.dropped()
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
-    run.seq = seq
-    make_transient_to_detached(run)
-    return run, thread, assistant
+    seq, version = found
+    set_committed_value(run, "seq", seq)
+    fresh = version == thread.version
+    if early is not None:
+        early.inserted(fresh)
+    elif local is not None:
+        local.inserted(run, thread, assistant, messages if fresh else None)
+    return run
 
 
 async def create_thread_and_run(

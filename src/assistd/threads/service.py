@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.assistants import resources
@@ -91,6 +91,21 @@ async def modify(
         row.metadata_ = req.metadata or {}
     await session.flush()
     return row
+
+
+async def bump_version(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
+    """Lock the thread (404 when not the project's) and count a change to its messages
+    (``Thread.version``, bumped by adding or deleting one): a run being created without a
+    transaction sees it (``runs.service.create_run_direct``)."""
+    thread: Thread | None = await session.scalar(
+        update(Thread)
+        .where(Thread.id == thread_id, Thread.project_id == project_id)
+        .values(version=Thread.version + 1)
+        .returning(Thread)
+    )
+    if thread is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    return thread
 
 
 async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:

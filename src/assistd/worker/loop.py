@@ -17,8 +17,9 @@ from assistd.core.db import transaction
 from assistd.core.notify import Listener
 from assistd.engine import prompt
 from assistd.engine.executor import EngineDeps, RunExecutor
+from assistd.engine.sink import RunDiscarded
 from assistd.llm import tokens
-from assistd.models import Assistant, Run, Thread
+from assistd.models import Assistant, Message, Run, Thread
 from assistd.runs.events import QUEUE_CHANNEL
 from assistd.threads.service import THREAD_DELETED_PREFIX
 from assistd.vector_stores import ingest
@@ -34,6 +35,73 @@ SHUTDOWN_ERROR = {
     "code": "server_error",
     "message": "The worker shut down before the run finished.",
 }
+
+
+class EarlyRun:
+    """A run started before the statement inserting it returned (``Worker.start_early``);
+    tell it how the insert went."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        run: Run,
+        thread: Thread,
+        assistant: Assistant,
+        read_maker: async_sessionmaker[AsyncSession],
+        gate: asyncio.Future[None],
+    ) -> None:
+        self._worker = worker
+        self._rows = (run, thread, assistant)
+        self._read_maker = read_maker
+        self._gate = gate
+
+    def inserted(self, fresh: bool) -> None:
+        """The run is in the database. ``fresh``: no message came or went between the read
+        its context came from and the insert, so it goes on; otherwise it is started again
+        with its context read anew (the first start is dropped without writing anything)."""
+        if fresh:
+            self._gate.set_result(None)
+            return
+        run, thread, assistant = self._rows
+        self._gate.set_exception(RunDiscarded(run.id))
+        self._worker.start_inserted(run, thread, assistant, None, self._read_maker)
+
+    def dropped(self) -> None:
+        """The insert failed: the run never existed, and nothing of it is written."""
+        if not self._gate.done():
+            self._gate.set_exception(RunDiscarded(self._rows[0].id))
+
+
+class LocalRuns:
+    """Starts the runs this process creates on its worker, for
+    ``runs.service.create_run_direct``; ``on_start`` sees each run first."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        read_maker: async_sessionmaker[AsyncSession],
+        on_start: Callable[[Run], None] | None = None,
+    ) -> None:
+        self._worker = worker
+        self.worker_id = worker.id
+        self._read_maker = read_maker
+        self._on_start = on_start
+
+    def early(
+        self, run: Run, thread: Thread, assistant: Assistant, messages: list[Message]
+    ) -> EarlyRun:
+        """``Worker.start_early``."""
+        if self._on_start is not None:
+            self._on_start(run)
+        return self._worker.start_early(run, thread, assistant, messages, self._read_maker)
+
+    def inserted(
+        self, run: Run, thread: Thread, assistant: Assistant, messages: list[Message] | None
+    ) -> None:
+        """``Worker.start_inserted``."""
+        if self._on_start is not None:
+            self._on_start(run)
+        self._worker.start_inserted(run, thread, assistant, messages, self._read_maker)
 
 
 class Worker:
@@ -129,23 +197,52 @@ class Worker:
         self._start(run_id, preloaded=ctx, gate=gate)
         return gate
 
-    def start_created(
+    def start_early(
         self,
         run: Run,
         thread: Thread,
         assistant: Assistant,
+        messages: list[Message],
         read_maker: async_sessionmaker[AsyncSession],
-    ) -> None:
-        """Start a run this process has just inserted (committed), already claimed for this
-        worker. Its context is read by the executor itself, on an autocommit connection
-        from ``read_maker``, around the rows the creator already holds (no query for the
-        run, the thread or the assistant): the run is started before anything else can
-        fail, so it never stays claimed without an executor (a failed read fails the run).
-        """
+    ) -> EarlyRun:
+        """Start a run, already claimed for this worker, while the statement inserting it is
+        still on its way (``runs.service.create_run_direct``): its context is the thread's
+        ``messages`` read with the thread and the assistant, so the model is called at once.
+        Nothing the run writes is written before the returned ``EarlyRun`` hears how the
+        insert went."""
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         storage = self.deps.storage
-        engine = self.deps.maker.kw["bind"]
 
         async def load() -> prompt.RunContext:
+            return await prompt.context_of(read_maker, storage, run, thread, assistant, messages)
+
+        self._start(run.id, gate=gate, loader=load)
+        return EarlyRun(self, run, thread, assistant, read_maker, gate)
+
+    def start_inserted(
+        self,
+        run: Run,
+        thread: Thread,
+        assistant: Assistant,
+        messages: list[Message] | None,
+        read_maker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """Start a run this process has just inserted, already claimed for this worker, on
+        the thread's ``messages`` as read before the insert (still the thread's: its version
+        did not change), or on its context read anew (``None``: after the insert, so every
+        message the thread lock ordered before it is there). A dropped early start of the
+        run is let go first."""
+        storage = self.deps.storage
+        engine = self.deps.maker.kw["bind"]
+        dropped = self._tasks.get(run.id)
+
+        async def load() -> prompt.RunContext:
+            if dropped is not None:
+                await asyncio.wait([dropped])
+            if messages is not None:
+                return await prompt.context_of(
+                    read_maker, storage, run, thread, assistant, messages
+                )
             return await prompt.load_new_context(
                 engine, read_maker, storage, run, thread, assistant
             )
@@ -217,8 +314,10 @@ class Worker:
         self._tasks[run_id] = task
 
         def done(_: asyncio.Task[None]) -> None:
-            self._tasks.pop(run_id, None)
-            self._executors.pop(run_id, None)
+            # (A dropped early start may end after the run's next executor started.)
+            if self._tasks.get(run_id) is task:
+                self._tasks.pop(run_id, None)
+                self._executors.pop(run_id, None)
             if self._full:
                 self._wake.set()
 

@@ -1,0 +1,218 @@
+"""A run created without a transaction (``runs.service.create_run_direct``) is started by this
+process's worker between the statement reading the thread (with its messages) and the one
+inserting the run: the model is called while the insert is on its way, and nothing is written
+before the insert returns. A message added in between restarts the run on its context read
+anew; a failed insert leaves no trace. Adding a message while a run is being inserted waits
+for the insert and then sees the run.
+
+Real Postgres and the scripted chat backend over HTTP; the worker is used in-process without
+its claim loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from assistd.core.db import create_read_engine, dispose, make_read_sessionmaker, transaction
+from assistd.core.errors import ConflictingStateError, NotFoundError
+from assistd.messages.schemas import MessageCreate
+from assistd.models import Message, Run, RunEvent, Thread
+from assistd.runs import events
+from assistd.runs import service as runs_service
+from assistd.runs.schemas import RunCreate
+from assistd.threads import service as threads_service
+from assistd.worker.loop import LocalRuns
+from tests.engine.conftest import Env, make_thread, wait_idle
+from tests.support.scripted_chat import ScriptedChatServer
+
+
+@pytest.fixture
+async def read_maker(env: Env) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_read_engine(env.maker.kw["bind"].url, env.settings)
+    try:
+        yield make_read_sessionmaker(engine)
+    finally:
+        await dispose(engine)
+
+
+async def _create(
+    env: Env,
+    read_maker: async_sessionmaker[AsyncSession],
+    thread_id: str,
+    started: list[str],
+    *,
+    stream: bool = True,
+) -> Run:
+    local = LocalRuns(env.worker, read_maker, on_start=lambda run: started.append(run.id))
+    return await runs_service.create_run_direct(
+        env.maker.kw["bind"],
+        env.settings,
+        env.project,
+        thread_id,
+        RunCreate.model_validate({"assistant_id": env.assistant, "stream": stream}),
+        [],
+        local,
+    )
+
+
+async def _run_messages(env: Env, run_id: str) -> list[str]:
+    async with env.maker() as session:
+        return [
+            m.content[0]["text"]["value"]
+            for m in await session.scalars(
+                select(Message).where(Message.run_id == run_id).order_by(Message.seq)
+            )
+        ]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_local_run_completes_on_the_thread_it_read(
+    env: Env, read_maker: async_sessionmaker[AsyncSession], chat: ScriptedChatServer, stream: bool
+) -> None:
+    reply = f"early {uuid.uuid4().hex[:8]}"
+    thread_id = await make_thread(env, "#script " + json.dumps({"reply": reply}))
+    started: list[str] = []
+    run = await _create(env, read_maker, thread_id, started, stream=stream)
+    assert started == [run.id]
+    await wait_idle(env.worker, 10)
+    async with env.maker() as session:
+        stored = await session.get_one(Run, run.id)
+        assert (stored.status, stored.last_error) == ("completed", None)
+        names = list(
+            await session.scalars(
+                select(RunEvent.event).where(RunEvent.run_id == run.id).order_by(RunEvent.id)
+            )
+        )
+    assert await _run_messages(env, run.id) == [reply]
+    if stream:
+        assert names[0] == "thread.run.created"
+        assert names[-1] == "thread.run.completed"
+        assert names.count("thread.message.created") == 1
+    else:
+        assert names == []  # a run nobody streams records no events
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_message_added_before_the_insert_is_in_the_runs_context(
+    env: Env,
+    read_maker: async_sessionmaker[AsyncSession],
+    chat: ScriptedChatServer,
+    monkeypatch: pytest.MonkeyPatch,
+    stream: bool,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    old_reply, new_reply = f"stale {tag}", f"fresh {tag}"
+    # The first script answers slowly: the early start is still talking to the model when
+    # the insert finds the thread changed.
+    thread_id = await make_thread(
+        env, "#script " + json.dumps({"reply": old_reply, "first_delay_ms": 1000})
+    )
+    insert = events.insert_run_locked
+
+    async def add_then_insert(*args: Any, **kwargs: Any) -> tuple[int, int] | None:
+        # Committed after the first statement read the thread, before the insert locks it.
+        async with transaction(env.maker) as session:
+            await runs_service.add_message(
+                session,
+                env.project,
+                thread_id,
+                MessageCreate(role="user", content="#script " + json.dumps({"reply": new_reply})),
+                env.settings.embeddings,
+            )
+        return await insert(*args, **kwargs)
+
+    monkeypatch.setattr(events, "insert_run_locked", add_then_insert)
+    calls_before = len(chat.requests)
+    started: list[str] = []
+    run = await _create(env, read_maker, thread_id, started, stream=stream)
+    assert started == [run.id]
+    await wait_idle(env.worker, 10)
+    async with env.maker() as session:
+        stored = await session.get_one(Run, run.id)
+        assert (stored.status, stored.last_error) == ("completed", None)
+        version = await session.scalar(select(Thread.version).where(Thread.id == thread_id))
+    # The run answered the thread as it was when inserted, once.
+    assert await _run_messages(env, run.id) == [new_reply]
+    assert version == 1
+    sent = [r for r in chat.requests[calls_before:] if tag in json.dumps(r)]
+    assert new_reply in json.dumps(sent[-1]["messages"])
+    if stream:
+        # Started early on the thread without the new message: that start was dropped,
+        # unwritten, and the run started again.
+        assert len(sent) == 2
+        assert new_reply not in json.dumps(sent[0]["messages"])
+    else:
+        assert len(sent) == 1  # started once, after the insert, on its context read anew
+
+
+async def test_a_failed_insert_leaves_no_trace(
+    env: Env,
+    read_maker: async_sessionmaker[AsyncSession],
+    chat: ScriptedChatServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    thread_id = await make_thread(env, "#script " + json.dumps({"reply": "never stored"}))
+    insert = events.insert_run_locked
+
+    async def delete_then_insert(*args: Any, **kwargs: Any) -> tuple[int, int] | None:
+        await asyncio.sleep(0.3)  # the early start has called the model by now
+        async with transaction(env.maker) as session:
+            await threads_service.delete_thread(session, env.project, thread_id)
+        return await insert(*args, **kwargs)
+
+    monkeypatch.setattr(events, "insert_run_locked", delete_then_insert)
+    started: list[str] = []
+    with pytest.raises(NotFoundError):
+        await _create(env, read_maker, thread_id, started)
+    assert len(started) == 1
+    await wait_idle(env.worker, 10)
+    async with env.maker() as session:
+        for model, column in ((Run, Run.id), (RunEvent, RunEvent.run_id)):
+            count = await session.scalar(
+                select(func.count()).select_from(model).where(column == started[0])
+            )
+            assert count == 0
+        count = await session.scalar(
+            select(func.count()).select_from(Message).where(Message.run_id == started[0])
+        )
+        assert count == 0
+
+
+async def test_adding_a_message_waits_for_a_run_insert_and_sees_the_run(env: Env) -> None:
+    thread_id = await make_thread(env, "hello")
+    async with env.maker() as creating, creating.begin():
+        # The run is inserted and the thread locked, not yet committed.
+        run = await runs_service.create_run(
+            creating,
+            env.settings,
+            env.project,
+            thread_id,
+            RunCreate.model_validate({"assistant_id": env.assistant}),
+            [],
+        )
+
+        async def add() -> Message:
+            async with transaction(env.maker) as session:
+                return await runs_service.add_message(
+                    session,
+                    env.project,
+                    thread_id,
+                    MessageCreate(role="user", content="too late"),
+                    env.settings.embeddings,
+                )
+
+        adding = asyncio.create_task(add())
+        await asyncio.sleep(0.3)
+        assert not adding.done()  # waiting for the thread lock
+    # Committed: the statement that started before the run existed took the lock, and the
+    # check after it sees the run.
+    with pytest.raises(ConflictingStateError) as err:
+        await adding
+    assert run.id in str(err.value)
