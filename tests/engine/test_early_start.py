@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,8 +29,9 @@ from assistd.runs import events
 from assistd.runs import service as runs_service
 from assistd.runs.schemas import RunCreate
 from assistd.threads import service as threads_service
+from assistd.worker import queue
 from assistd.worker.loop import LocalRuns
-from tests.engine.conftest import Env, make_thread, wait_idle
+from tests.engine.conftest import Env, create_claimed_run, make_thread, wait_idle
 from tests.support.scripted_chat import ScriptedChatServer
 
 
@@ -216,3 +218,56 @@ async def test_adding_a_message_waits_for_a_run_insert_and_sees_the_run(env: Env
     with pytest.raises(ConflictingStateError) as err:
         await adding
     assert run.id in str(err.value)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_request_cancelled_during_the_insert_still_runs_the_run(
+    env: Env,
+    read_maker: async_sessionmaker[AsyncSession],
+    chat: ScriptedChatServer,
+    monkeypatch: pytest.MonkeyPatch,
+    stream: bool,
+) -> None:
+    reply = f"orphan {uuid.uuid4().hex[:8]}"
+    thread_id = await make_thread(env, "#script " + json.dumps({"reply": reply}))
+    insert = events.insert_run_locked
+
+    async def slow_insert(*args: Any, **kwargs: Any) -> tuple[int, int] | None:
+        await asyncio.sleep(0.3)
+        return await insert(*args, **kwargs)
+
+    monkeypatch.setattr(events, "insert_run_locked", slow_insert)
+    started: list[str] = []
+    request = asyncio.create_task(_create(env, read_maker, thread_id, started, stream=stream))
+    await asyncio.sleep(0.1)
+    request.cancel()  # as a server shutting down cancels its requests
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await asyncio.sleep(0.5)  # the insert goes on
+    await wait_idle(env.worker, 10)
+    async with env.maker() as session:
+        stored = await session.get_one(Run, started[0])
+        # Inserted already claimed by this worker: had nobody started it, its heartbeat
+        # would keep it in_progress for ever.
+        assert (stored.status, stored.last_error) == ("completed", None)
+    assert await _run_messages(env, started[0]) == [reply]
+
+
+async def test_heartbeat_keeps_only_the_runs_the_worker_executes(env: Env) -> None:
+    thread_id = await make_thread(env, "hello")
+    async with transaction(env.maker) as session:
+        run = await create_claimed_run(env, session, thread_id, "worker-x")
+        # A second old: within any reaper's lease (nothing may end the run meanwhile).
+        stamp = run.heartbeat_at = time.time() - 1.0
+    async with transaction(env.maker) as session:
+        assert await queue.heartbeat(session, "worker-x", ["run_other"]) == []
+    async with env.maker() as session:
+        assert (await session.get_one(Run, run.id)).heartbeat_at == stamp
+    async with transaction(env.maker) as session:
+        assert await queue.heartbeat(session, "worker-x", [run.id, "run_other"]) == [
+            (run.id, "in_progress")
+        ]
+    async with env.maker() as session:
+        assert (await session.get_one(Run, run.id)).heartbeat_at > stamp
+    async with transaction(env.maker) as session:  # ended, so the session worker leaves it
+        (await session.get_one(Run, run.id)).status = "cancelled"

@@ -3,6 +3,7 @@ outputs, and steps. Execution happens in a worker (``assistd.engine``)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from typing import Any, Protocol
@@ -429,20 +430,44 @@ async def create_run_direct(
     make_transient_to_detached(run)
     messages = [] if local is None else [loaded(Message, values) for values in row[n + 1 + k]]
     early = local.early(run, thread, assistant, messages) if local and req.stream else None
+    insert = _insert_and_start(
+        engine, run, thread, assistant, messages, produced, notify, local, early
+    )
+    try:
+        # Shielded: a request cancelled meanwhile (a server shutting down) still starts the run
+        # its insert made (claimed by this worker, it would otherwise wait for nobody).
+        await asyncio.shield(insert)
+    except UniqueViolation as exc:
+        _raise_if_active_run(thread_id, exc)
+        raise
+    return run
+
+
+async def _insert_and_start(
+    engine: AsyncEngine,
+    run: Run,
+    thread: Thread,
+    assistant: Assistant,
+    messages: list[Message],
+    produced: list[tuple[str, dict[str, Any]]],
+    notify: tuple[str, str] | None,
+    local: LocalStart | None,
+    early: EarlyStart | None,
+) -> None:
+    """``create_run_direct``'s insert, and then the start of the run (or the end of its
+    early start)."""
     try:
         found = await events.insert_run_locked(
-            engine, plain_row(run), project_id, thread_id, produced, notify
+            engine, plain_row(run), run.project_id, run.thread_id, produced, notify
         )
-    except BaseException as exc:
+    except BaseException:
         if early is not None:
             early.dropped()
-        if isinstance(exc, UniqueViolation):
-            _raise_if_active_run(thread_id, exc)
         raise
     if found is None:  # deleted since it was read
         if early is not None:
             early.dropped()
-        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+        raise NotFoundError.for_object("thread", run.thread_id, param="thread_id")
     seq, version = found
     set_committed_value(run, "seq", seq)
     fresh = version == thread.version
@@ -450,7 +475,6 @@ async def create_run_direct(
         early.inserted(fresh)
     elif local is not None:
         local.inserted(run, thread, assistant, messages if fresh else None)
-    return run
 
 
 async def create_thread_and_run(

@@ -328,7 +328,7 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
                 async with transaction(self.deps.maker) as session:
-                    owned = await queue.heartbeat(session, self.id)
+                    owned = await queue.heartbeat(session, self.id, list(self._tasks))
                     await ingest.heartbeat(session, self.id)
             except Exception:
                 log.exception("heartbeat failed")

@@ -48,11 +48,21 @@ async def claim(session: AsyncSession, worker_id: str, limit: int) -> list[str]:
     return claimed
 
 
-async def heartbeat(session: AsyncSession, worker_id: str) -> list[tuple[str, str]]:
-    """Refresh the lease of every run this worker owns; return (id, status) of each."""
+async def heartbeat(
+    session: AsyncSession, worker_id: str, run_ids: list[str]
+) -> list[tuple[str, str]]:
+    """Refresh the lease of the runs this worker owns and executes (``run_ids``); return
+    (id, status) of each. A run it owns but executes not (a bug, or a request cancelled at
+    the wrong moment) gets no heartbeat: the reaper ends it after the lease."""
+    if not run_ids:
+        return []
     result = await session.execute(
         update(Run)
-        .where(Run.worker_id == worker_id, Run.status.in_(("in_progress", "cancelling")))
+        .where(
+            Run.worker_id == worker_id,
+            Run.id.in_(run_ids),
+            Run.status.in_(("in_progress", "cancelling")),
+        )
         .values(heartbeat_at=time.time())
         .returning(Run.id, Run.status)
     )
