@@ -23,7 +23,13 @@ from assistd.runs.schemas import (
     ThreadAndRunCreate,
 )
 from assistd.runs.wire import run_to_wire, step_to_wire
-from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep, after_commit
+from assistd.web.deps import (
+    ListParamsDep,
+    ReadSessionDep,
+    SessionDep,
+    after_commit,
+    request_transaction,
+)
 from assistd.web.sse import sse_response
 from assistd.worker.loop import LocalRuns, Worker
 
@@ -113,7 +119,6 @@ async def create_run(
     thread_id: str,
     body: RunCreate,
     request: Request,
-    session: SessionDep,
     project: ProjectDep,
     include: IncludeQuery = [],  # noqa: B006 - FastAPI copies defaults
 ) -> Response:
@@ -138,11 +143,13 @@ async def create_run(
         )
         answer = created[0] if created else _as_created(run, adopted=False)
     else:
+        # A transaction (as SessionDep's) only here: the path above needs none.
         adopt = worker.id if worker else None
-        run = await service.create_run(
-            session, _settings(request), project, thread_id, body, include, adopt=adopt
-        )
-        answer = await _answer(request, session, run, worker)
+        async with request_transaction(request) as session:
+            run = await service.create_run(
+                session, _settings(request), project, thread_id, body, include, adopt=adopt
+            )
+            answer = await _answer(request, session, run, worker)
     if body.stream:
         return _stream(request, run.id, 0)
     return _json(answer)

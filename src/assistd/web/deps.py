@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
@@ -12,10 +13,12 @@ from assistd.core.config import Settings
 from assistd.core.pagination import ListParams
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+@asynccontextmanager
+async def request_transaction(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's transaction (``SessionDep``), for an endpoint that needs one only on
+    some of its paths: commit at the end of the block, then ``after_commit``'s callbacks;
+    roll back when it raises."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    # The request owns the transaction: commit when the endpoint returns, before the
-    # response is sent (scope="function"), roll back when it raises.
     try:
         async with maker() as session, session.begin():
             yield session
@@ -26,6 +29,13 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         raise
     for on_commit, _ in getattr(request.state, "after_commit", ()):
         on_commit()
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    # The request owns the transaction: commit when the endpoint returns, before the
+    # response is sent (scope="function"), roll back when it raises.
+    async with request_transaction(request) as session:
+        yield session
 
 
 def after_commit(
