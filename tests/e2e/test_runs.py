@@ -622,6 +622,87 @@ def test_max_completion_tokens_ends_the_run_incomplete(
     assert len(text_of(reply).split()) == 256
 
 
+def test_max_prompt_tokens_too_small_for_the_newest_message_ends_the_run_incomplete(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    # ~400 tokens in the newest (only) message: nothing can be dropped to fit 256.
+    long_text = " ".join(["hello"] * 400)
+    thread_id = thread_with(client, f"{marker} {long_text} " + script(reply="never sent"))
+
+    run = create_and_poll(client, thread_id, assistant.id, max_prompt_tokens=256)
+
+    assert run.status == "incomplete", (run.status, run.last_error)
+    assert run.incomplete_details is not None
+    assert run.incomplete_details.reason == "max_prompt_tokens"
+    assert run.max_prompt_tokens == 256
+    assert run.last_error is None
+    assert sent(chat, marker) == []  # the model was never called
+    assert [m.role for m in messages_asc(client, thread_id)] == ["user"]
+
+
+def test_max_prompt_tokens_with_auto_truncation_drops_the_oldest_messages(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    filler = " ".join(["hello"] * 300)
+    last = f"newest {marker} " + script(reply="fits")
+    thread_id = thread_with(client, f"oldest {marker} {filler}", f"middle {marker} {filler}", last)
+
+    run = create_and_poll(client, thread_id, assistant.id, max_prompt_tokens=300)
+
+    assert run.status == "completed", (run.status, run.last_error)
+    (body,) = sent(chat, marker)
+    # ~300 tokens each: only the newest of the three fits beside the instructions.
+    assert body["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": last},
+    ]
+    assert text_of(messages_asc(client, thread_id)[-1]) == "fits"
+
+
+def test_max_prompt_tokens_counts_every_turn_of_the_run(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    marker = tag()
+    assistant = make_assistant(client)
+    # The first turn fits 256 tokens; what the backend reports for it (the scripted backend
+    # counts ~4 characters a token) leaves too little for the second.
+    text = f"{marker} " + " ".join(["hello"] * 120)
+    thread_id = thread_with(
+        client,
+        text
+        + " "
+        + script(
+            tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}],
+            after_tools="It is {output0}.",
+        ),
+    )
+
+    run = create_and_poll(client, thread_id, assistant.id, max_prompt_tokens=256)
+    assert run.status == "requires_action", (run.status, run.last_error)
+    assert run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    done = bounded(
+        lambda: client.beta.threads.runs.submit_tool_outputs_and_poll(
+            run_id=run.id,
+            thread_id=thread_id,
+            tool_outputs=[{"tool_call_id": call.id, "output": "22C"}],
+            poll_interval_ms=POLL_MS,
+        )
+    )
+
+    assert done.status == "incomplete", (done.status, done.last_error)
+    assert done.incomplete_details is not None
+    assert done.incomplete_details.reason == "max_prompt_tokens"
+    (first,) = sent(chat, marker)  # the second turn was never sent
+    assert done.usage is not None
+    # The run's usage is the first turn's, as the backend reported it.
+    assert done.usage.prompt_tokens == sum(len(json.dumps(m)) for m in first["messages"]) // 4
+
+
 def test_rejected_run_adds_none_of_its_additional_messages(client: OpenAI) -> None:
     assistant = make_assistant(client)
     thread_id = thread_with(client, "existing")
