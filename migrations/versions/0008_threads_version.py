@@ -1,11 +1,12 @@
-"""``threads.version``: counts changes to a thread's messages (adding or deleting one bumps
-it, under the thread's row lock).
+"""``threads.version``: counts changes to what a thread's next run reads (adding or deleting
+a message, creating a run, each bumps it under the thread's row lock).
 
 A run created without a transaction reads the thread, its assistant and its messages in one
-statement and starts the model at once, while a second statement locks the thread and
-inserts the run. That statement reads the thread's latest version: the same version as the
-first read means no message came or went in between, so the context the model was given is
-the thread as of the run's creation; otherwise the run's context is read again.
+statement and starts the model at once, while a second statement locks the thread, bumps its
+version and inserts the run. The version it reads is the thread's latest: the version first
+read plus one means nothing came or went in between (no message, no run that might have
+added its own), so the context the model was given is the thread as of the run's creation;
+otherwise the run's context is read again.
 
 Revision ID: 0008
 Revises: 0007

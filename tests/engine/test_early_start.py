@@ -101,13 +101,15 @@ async def test_local_run_completes_on_the_thread_it_read(
         assert names == []  # a run nobody streams records no events
 
 
+@pytest.mark.parametrize("change", ["message", "run"])
 @pytest.mark.parametrize("stream", [True, False])
-async def test_a_message_added_before_the_insert_is_in_the_runs_context(
+async def test_a_thread_changed_before_the_insert_is_the_runs_context(
     env: Env,
     read_maker: async_sessionmaker[AsyncSession],
     chat: ScriptedChatServer,
     monkeypatch: pytest.MonkeyPatch,
     stream: bool,
+    change: str,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     old_reply, new_reply = f"stale {tag}", f"fresh {tag}"
@@ -116,21 +118,30 @@ async def test_a_message_added_before_the_insert_is_in_the_runs_context(
     thread_id = await make_thread(
         env, "#script " + json.dumps({"reply": old_reply, "first_delay_ms": 1000})
     )
+    new_message = MessageCreate(role="user", content="#script " + json.dumps({"reply": new_reply}))
     insert = events.insert_run_locked
 
-    async def add_then_insert(*args: Any, **kwargs: Any) -> tuple[int, int] | None:
-        # Committed after the first statement read the thread, before the insert locks it.
+    async def change_then_insert(*args: Any, **kwargs: Any) -> tuple[int, int] | None:
+        # Committed after the first statement read the thread, before the insert locks it:
+        # a message added, or another run created with it that ended at once.
         async with transaction(env.maker) as session:
-            await runs_service.add_message(
-                session,
-                env.project,
-                thread_id,
-                MessageCreate(role="user", content="#script " + json.dumps({"reply": new_reply})),
-                env.settings.embeddings,
-            )
+            if change == "message":
+                await runs_service.add_message(
+                    session, env.project, thread_id, new_message, env.settings.embeddings
+                )
+            else:
+                other = await runs_service.create_run(
+                    session,
+                    env.settings,
+                    env.project,
+                    thread_id,
+                    RunCreate(assistant_id=env.assistant, additional_messages=[new_message]),
+                    [],
+                )
+                other.status = "cancelled"
         return await insert(*args, **kwargs)
 
-    monkeypatch.setattr(events, "insert_run_locked", add_then_insert)
+    monkeypatch.setattr(events, "insert_run_locked", change_then_insert)
     calls_before = len(chat.requests)
     started: list[str] = []
     run = await _create(env, read_maker, thread_id, started, stream=stream)
@@ -142,7 +153,7 @@ async def test_a_message_added_before_the_insert_is_in_the_runs_context(
         version = await session.scalar(select(Thread.version).where(Thread.id == thread_id))
     # The run answered the thread as it was when inserted, once.
     assert await _run_messages(env, run.id) == [new_reply]
-    assert version == 1
+    assert version == 2  # the change, then the run
     sent = [r for r in chat.requests[calls_before:] if tag in json.dumps(r)]
     assert new_reply in json.dumps(sent[-1]["messages"])
     if stream:

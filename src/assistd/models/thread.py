@@ -24,7 +24,8 @@ class Thread(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
     tool_resources: Mapped[dict[str, Any]]
     version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
-    """Bumped by every message added or deleted (migration 0008 says why)."""
+    """Bumped by every message added or deleted and every run created (migration 0008 says
+    why)."""
 
 
 class Message(Base):

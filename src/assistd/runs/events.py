@@ -135,8 +135,8 @@ def _run_insert_params(
 
 
 _INSERT_RUN_LOCKED = (
-    "WITH t AS (SELECT version FROM threads WHERE id = %(thread)s AND project_id = %(project)s"
-    " FOR UPDATE),"
+    "WITH t AS (UPDATE threads SET version = version + 1"
+    " WHERE id = %(thread)s AND project_id = %(project)s RETURNING version),"
     " r AS (INSERT INTO runs ({names}) SELECT {exprs} FROM t RETURNING seq){events}"
     " SELECT r.seq, t.version{notify} FROM r, t"
 )
@@ -157,11 +157,12 @@ async def insert_run_locked(
     notify: tuple[str, str] | None,
 ) -> tuple[int, int] | None:
     """Insert a run on its own (committed at once, no transaction around it): lock the
-    thread (as adding or deleting a message does, so they are ordered), insert the run,
-    append its events and send its queue notification, in one statement; the run's ``seq``
-    and the thread's ``version`` once locked (its latest, whatever this statement's
-    snapshot), or None when the thread is gone. The one-active-run index raises
-    ``UniqueViolation`` when the thread has an active run."""
+    thread and count the change (``Thread.version``, as adding or deleting a message does,
+    so they are ordered), insert the run, append its events and send its queue
+    notification, in one statement; the run's ``seq`` and the thread's new ``version`` (its
+    latest plus one, whatever this statement's snapshot), or None when the thread is gone.
+    The one-active-run index raises ``UniqueViolation`` when the thread has an active
+    run."""
     params: dict[str, Any] = {"thread": thread_id, "project": project_id}
     names, exprs = insert_values(params, "c", row)
     tail = _run_insert_params(params, row[1]["id"], produced, notify)

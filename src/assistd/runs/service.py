@@ -363,6 +363,9 @@ async def create_run(
     thread, assistant = await lock_idle_thread(session, project_id, thread_id, req.assistant_id)
     if assistant is None:
         raise NotFoundError.for_object("assistant", req.assistant_id, param="assistant_id")
+    # A run (and its additional messages) changes what the thread's next run is to read
+    # (create_run_direct compares versions).
+    thread.version = thread.version + 1
     _keep(session, thread, assistant)
     for i, message in enumerate(req.additional_messages or []):
         await messages_service.create(
@@ -398,10 +401,11 @@ async def create_run_direct(
     one-active-run index decides races. The run goes to ``local`` with the messages read:
     a streamed run before the insert (``local.early``: the model is called while the insert
     is on its way; the first token is what a stream waits for), any other once inserted (a
-    burst of them answers its requests sooner). A message added or deleted in between is
-    ordered by the thread lock and changes the thread's ``version``: the version locked is
-    not the one read, and the run's context is read anew after the insert. Returns the run
-    (detached)."""
+    burst of them answers its requests sooner). A message added or deleted in between, or
+    another run created (which may have ended, adding its answer, before this insert), is
+    ordered by the thread lock and bumps the thread's ``version``, as this insert does: the
+    version it leaves is not the one read plus one, and the run's context is read anew
+    after the insert. Returns the run (detached)."""
     if req.additional_messages:
         raise ValueError("create_run_direct takes requests without additional messages")
     params = {"thread_id": thread_id, "project_id": project_id, "assistant_id": req.assistant_id}
@@ -470,7 +474,7 @@ async def _insert_and_start(
         raise NotFoundError.for_object("thread", run.thread_id, param="thread_id")
     seq, version = found
     set_committed_value(run, "seq", seq)
-    fresh = version == thread.version
+    fresh = version == thread.version + 1  # (the insert counted itself)
     if early is not None:
         early.inserted(fresh)
     elif local is not None:
