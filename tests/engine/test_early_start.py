@@ -21,7 +21,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistd.core.db import create_read_engine, dispose, make_read_sessionmaker, transaction
+from assistd.core.db import (
+    create_read_engine,
+    dispose,
+    engine_of,
+    make_read_sessionmaker,
+    transaction,
+)
 from assistd.core.errors import ConflictingStateError, NotFoundError
 from assistd.messages.schemas import MessageCreate
 from assistd.models import Message, Run, RunEvent, Thread
@@ -37,7 +43,7 @@ from tests.support.scripted_chat import ScriptedChatServer
 
 @pytest.fixture
 async def read_maker(env: Env) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_read_engine(env.maker.kw["bind"].url, env.settings)
+    engine = create_read_engine(engine_of(env.maker).url, env.settings)
     try:
         yield make_read_sessionmaker(engine)
     finally:
@@ -54,7 +60,7 @@ async def _create(
 ) -> Run:
     local = LocalRuns(env.worker, read_maker, on_start=lambda run: started.append(run.id))
     return await runs_service.create_run_direct(
-        env.maker.kw["bind"],
+        engine_of(env.maker),
         env.settings,
         env.project,
         thread_id,

@@ -109,6 +109,13 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def engine_of(maker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The engine ``maker``'s sessions are bound to."""
+    engine = maker.kw["bind"]
+    assert isinstance(engine, AsyncEngine)
+    return engine
+
+
 def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions on ``create_read_engine``'s engine; they never flush (nothing may change)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

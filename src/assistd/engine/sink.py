@@ -23,9 +23,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistd.core.db import execute_alone
+from assistd.core.db import engine_of, execute_alone
 from assistd.models import Run
 from assistd.models.rows import Row, bind, insert_values
 from assistd.runs import events, lifecycle
@@ -308,9 +308,7 @@ class RunSink:
         sql, params = _plain_statement(
             self.run_id, self.owner, rows, updates, step_usage, produced, patch_of
         )
-        engine = self.maker.kw["bind"]
-        assert isinstance(engine, AsyncEngine)
-        result = await execute_alone(engine, sql, params)
+        result = await execute_alone(engine_of(self.maker), sql, params)
         if not produced:
             if not result or not result[0][1]:
                 raise LostOwnership(f"run {self.run_id} is no longer owned by {self.owner}")

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from assistd.core.db import transaction
+from assistd.core.db import engine_of, transaction
 from assistd.core.notify import Listener
 from assistd.engine import prompt
 from assistd.engine.executor import EngineDeps, RunExecutor
@@ -233,7 +233,7 @@ class Worker:
         message the thread lock ordered before it is there). A dropped early start of the
         run is let go first."""
         storage = self.deps.storage
-        engine = self.deps.maker.kw["bind"]
+        engine = engine_of(self.deps.maker)
         dropped = self._tasks.get(run.id)
 
         async def load() -> prompt.RunContext:
