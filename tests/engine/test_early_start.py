@@ -70,6 +70,20 @@ async def _create(
     )
 
 
+async def _completed(
+    env: Env, read_maker: async_sessionmaker[AsyncSession], thread_id: str, stream: bool
+) -> Run:
+    """Create a run started on this worker and wait until it has completed."""
+    started: list[str] = []
+    run = await _create(env, read_maker, thread_id, started, stream=stream)
+    assert started == [run.id]
+    await wait_idle(env.worker, 10)
+    async with env.maker() as session:
+        stored = await session.get_one(Run, run.id)
+        assert (stored.status, stored.last_error) == ("completed", None)
+    return run
+
+
 async def _run_messages(env: Env, run_id: str) -> list[str]:
     async with env.maker() as session:
         return [
@@ -86,13 +100,8 @@ async def test_local_run_completes_on_the_thread_it_read(
 ) -> None:
     reply = f"early {uuid.uuid4().hex[:8]}"
     thread_id = await make_thread(env, "#script " + json.dumps({"reply": reply}))
-    started: list[str] = []
-    run = await _create(env, read_maker, thread_id, started, stream=stream)
-    assert started == [run.id]
-    await wait_idle(env.worker, 10)
+    run = await _completed(env, read_maker, thread_id, stream)
     async with env.maker() as session:
-        stored = await session.get_one(Run, run.id)
-        assert (stored.status, stored.last_error) == ("completed", None)
         names = list(
             await session.scalars(
                 select(RunEvent.event).where(RunEvent.run_id == run.id).order_by(RunEvent.id)
@@ -149,13 +158,8 @@ async def test_a_thread_changed_before_the_insert_is_the_runs_context(
 
     monkeypatch.setattr(events, "insert_run_locked", change_then_insert)
     calls_before = len(chat.requests)
-    started: list[str] = []
-    run = await _create(env, read_maker, thread_id, started, stream=stream)
-    assert started == [run.id]
-    await wait_idle(env.worker, 10)
+    run = await _completed(env, read_maker, thread_id, stream)
     async with env.maker() as session:
-        stored = await session.get_one(Run, run.id)
-        assert (stored.status, stored.last_error) == ("completed", None)
         version = await session.scalar(select(Thread.version).where(Thread.id == thread_id))
     # The run answered the thread as it was when inserted, once.
     assert await _run_messages(env, run.id) == [new_reply]
