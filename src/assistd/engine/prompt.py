@@ -175,10 +175,16 @@ def _wants_more(ctx: RunContext, thread: Thread, assistant: Assistant) -> bool:
     """Whether ``_complete`` has anything to read for ``ctx``."""
     if ctx.code_interpreter or _wanted_images(ctx):
         return True
-    return any(
-        ((owner.tool_resources or {}).get("file_search") or {}).get("vector_store_ids")
-        for owner in (thread, assistant)
-    )
+    return bool(_resource_ids((assistant, thread), "file_search", "vector_store_ids"))
+
+
+def _resource_ids(owners: tuple[Assistant | None, Thread | None], tool: str, key: str) -> list[str]:
+    """The ids ``tool_resources[tool][key]`` of the assistant's, then the thread's."""
+    ids: list[str] = []
+    for owner in owners:
+        if owner is not None:
+            ids.extend(((owner.tool_resources or {}).get(tool) or {}).get(key) or [])
+    return ids
 
 
 async def _complete(
@@ -205,11 +211,7 @@ async def _vector_stores(session: AsyncSession, run: Run) -> list[tuple[str, str
     """The assistant's and the thread's vector stores that have not expired."""
     assistant = await session.get(Assistant, run.assistant_id)
     thread = await session.get(Thread, run.thread_id)
-    wanted: list[str] = []
-    for owner in (assistant, thread):
-        if owner is not None:
-            fs = (owner.tool_resources or {}).get("file_search") or {}
-            wanted.extend(fs.get("vector_store_ids") or [])
+    wanted = _resource_ids((assistant, thread), "file_search", "vector_store_ids")
     if not wanted:
         return []
     stores = await session.scalars(
@@ -233,11 +235,7 @@ async def _sandbox_files(
     a clash gets the file id added)."""
     assistant = await session.get(Assistant, run.assistant_id)
     thread = await session.get(Thread, run.thread_id)
-    wanted: list[str] = []
-    for owner in (assistant, thread):
-        if owner is not None:
-            ci = (owner.tool_resources or {}).get("code_interpreter") or {}
-            wanted.extend(ci.get("file_ids") or [])
+    wanted = _resource_ids((assistant, thread), "code_interpreter", "file_ids")
     for message in messages:
         for attachment in message.attachments or []:
             kinds = {t.get("type") for t in attachment.get("tools") or []}
