@@ -913,3 +913,38 @@ def test_union_errors_name_the_real_field(http: httpx.Client) -> None:
     check_envelope(
         response, 400, param="response_format.json_schema.name", code="missing_required_parameter"
     )
+
+
+BAD_HELPER = {
+    "file_search": {"vector_stores": [{"chunking_strategy": {"type": "static", "static": {}}}]}
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/assistants", {"model": "m", "tool_resources": BAD_HELPER}),
+        ("/threads", {"tool_resources": BAD_HELPER}),
+        ("/threads/runs", {"assistant_id": "asst_x", "tool_resources": BAD_HELPER}),
+        ("/threads/runs", {"assistant_id": "asst_x", "thread": {"tool_resources": BAD_HELPER}}),
+    ],
+    ids=["assistant", "thread", "thread-and-run", "thread-and-run-thread"],
+)
+def test_invalid_chunking_strategy_in_tool_resources_is_400(
+    http: httpx.Client, path: str, body: dict[str, Any]
+) -> None:
+    response = http.post(path, json=body)
+    prefix = "thread." if "thread" in body else ""
+    param = prefix + "tool_resources.file_search.vector_stores[0].chunking_strategy.static"
+    check_envelope(response, 400, param=param + ".max_chunk_size_tokens", code=_ANY)
+    assert http.get("/vector_stores").json()["data"] == []
+
+
+@pytest.mark.parametrize("field", ["max_prompt_tokens", "max_completion_tokens"])
+def test_token_caps_beyond_32_bits_are_400(client: OpenAI, http: httpx.Client, field: str) -> None:
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create()
+    path = f"/threads/{thread.id}/runs"
+    response = http.post(path, json={"assistant_id": assistant.id, field: 2**31})
+    check_envelope(response, 400, param=field, code=_ANY)
+    assert http.get(path).json()["data"] == []

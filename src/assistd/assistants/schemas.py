@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from assistd.core.schemas import Metadata, RequestModel, WireModel
+from assistd.core.schemas import ChunkingStrategy, Metadata, RequestModel, WireModel
 
 # ---- tools ---------------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ class VectorStoreHelper(RequestModel):
     """``tool_resources.file_search.vector_stores[]``: create a store on the fly."""
 
     file_ids: Annotated[list[str], Field(max_length=10000)] | None = None
-    chunking_strategy: dict[str, Any] | None = None
+    chunking_strategy: ChunkingStrategy | None = None
     metadata: Metadata = None
 
 

@@ -1,10 +1,11 @@
-"""Wire types shared by several resources: metadata, list pages, deletion receipts."""
+"""Wire types shared by several resources: metadata, list pages, deletion receipts, chunking
+strategies (a vector store's, and the ``vector_stores`` helper's in ``tool_resources``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_METADATA_PAIRS = 16
@@ -60,6 +61,51 @@ class WireModel(BaseModel):
     """Base of response objects: exactly the fields declared."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class StaticChunking(RequestModel):
+    """Token window sizes."""
+
+    max_chunk_size_tokens: Annotated[int, Field(ge=100, le=4096)]
+    chunk_overlap_tokens: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _overlap_at_most_half(self) -> StaticChunking:
+        if self.chunk_overlap_tokens > self.max_chunk_size_tokens // 2:
+            raise ValueError(
+                "'chunk_overlap_tokens' must not exceed half of 'max_chunk_size_tokens'."
+            )
+        return self
+
+
+class AutoChunkingStrategy(RequestModel):
+    """OpenAI's default: 800-token chunks with 400 overlap."""
+
+    type: Literal["auto"]
+
+
+class StaticChunkingStrategy(RequestModel):
+    """Explicit chunk sizes."""
+
+    type: Literal["static"]
+    static: StaticChunking
+
+
+ChunkingStrategy = Annotated[
+    AutoChunkingStrategy | StaticChunkingStrategy, Field(discriminator="type")
+]
+
+
+def chunking_to_wire(
+    strategy: AutoChunkingStrategy | StaticChunkingStrategy | None,
+) -> dict[str, Any]:
+    """Stored/echoed form: always ``static`` (``auto`` is 800/400)."""
+    if isinstance(strategy, StaticChunkingStrategy):
+        return {"type": "static", "static": strategy.static.model_dump()}
+    return {
+        "type": "static",
+        "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400},
+    }
 
 
 T = TypeVar("T")

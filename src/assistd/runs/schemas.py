@@ -19,11 +19,15 @@ from assistd.threads.schemas import ThreadCreate
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
+INT32_MAX = 2**31 - 1
+"""Token caps and counts are stored in 32-bit columns."""
+
+
 class TruncationStrategy(RequestModel):
     """How the thread is cut to fit the context window."""
 
     type: Literal["auto", "last_messages"]
-    last_messages: Annotated[int, Field(ge=1)] | None = None
+    last_messages: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
 
 
 class NamedFunction(RequestModel):
@@ -50,7 +54,7 @@ ToolChoice = (
     | Annotated[ToolChoiceFunction | ToolChoiceBuiltin, Field(discriminator="type")]
 )
 
-TokenCap = Annotated[int, Field(ge=256)]
+TokenCap = Annotated[int, Field(ge=256, le=INT32_MAX)]
 
 
 class _RunOptions(RequestModel):
