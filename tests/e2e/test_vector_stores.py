@@ -345,7 +345,7 @@ def test_store_crud_and_wire_shape(client: OpenAI, http: httpx.Client) -> None:
     assert cleared.expires_after is None
     assert cleared.expires_at is None
     raw = http.get(f"/vector_stores/{store.id}").json()
-    assert raw["expires_after"] is None
+    assert "expires_after" not in raw  # optional, not nullable, in the spec
     assert raw["expires_at"] is None
     assert raw["name"] == "Renamed"
 
@@ -361,6 +361,17 @@ def test_store_crud_and_wire_shape(client: OpenAI, http: httpx.Client) -> None:
         client.vector_stores.delete(store.id)
     # The store's File survives.
     assert client.files.retrieve(md).id == md
+
+
+def test_unnamed_store_has_the_spec_types(http: httpx.Client) -> None:
+    """``name`` is a string and ``expires_after`` absent rather than ``null`` (spec types)."""
+    created = http.post("/vector_stores", json={}).json()
+    for raw in (created, http.get(f"/vector_stores/{created['id']}").json()):
+        assert raw["name"] == ""
+        assert "expires_after" not in raw
+        assert raw["expires_at"] is None
+    listed = http.get("/vector_stores").json()["data"]
+    assert [(s["name"], "expires_after" in s) for s in listed] == [("", False)]
 
 
 def test_list_stores_paginates(client: OpenAI) -> None:

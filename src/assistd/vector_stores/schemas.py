@@ -4,54 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
-from assistd.core.schemas import Metadata, RequestModel, WireModel
+from assistd.core.schemas import (
+    AutoChunkingStrategy,
+    ChunkingStrategy,
+    Metadata,
+    RequestModel,
+    StaticChunking,
+    StaticChunkingStrategy,
+    WireModel,
+    chunking_to_wire,
+)
 
-
-class StaticChunking(RequestModel):
-    """Token window sizes."""
-
-    max_chunk_size_tokens: Annotated[int, Field(ge=100, le=4096)]
-    chunk_overlap_tokens: Annotated[int, Field(ge=0)]
-
-    @model_validator(mode="after")
-    def _overlap_at_most_half(self) -> StaticChunking:
-        if self.chunk_overlap_tokens > self.max_chunk_size_tokens // 2:
-            raise ValueError(
-                "'chunk_overlap_tokens' must not exceed half of 'max_chunk_size_tokens'."
-            )
-        return self
-
-
-class AutoChunkingStrategy(RequestModel):
-    """OpenAI's default: 800-token chunks with 400 overlap."""
-
-    type: Literal["auto"]
-
-
-class StaticChunkingStrategy(RequestModel):
-    """Explicit chunk sizes."""
-
-    type: Literal["static"]
-    static: StaticChunking
-
-
-ChunkingStrategy = Annotated[
-    AutoChunkingStrategy | StaticChunkingStrategy, Field(discriminator="type")
+__all__ = [
+    "AutoChunkingStrategy",
+    "ChunkingStrategy",
+    "StaticChunking",
+    "StaticChunkingStrategy",
+    "chunking_to_wire",
 ]
-
-
-def chunking_to_wire(
-    strategy: AutoChunkingStrategy | StaticChunkingStrategy | None,
-) -> dict[str, Any]:
-    """Stored/echoed form: always ``static`` (``auto`` is 800/400)."""
-    if isinstance(strategy, StaticChunkingStrategy):
-        return {"type": "static", "static": strategy.static.model_dump()}
-    return {
-        "type": "static",
-        "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400},
-    }
 
 
 class ExpiresAfter(RequestModel):
@@ -134,7 +106,7 @@ class VectorStoreObject(WireModel):
     id: str
     object: Literal["vector_store"] = "vector_store"
     created_at: int
-    name: str | None
+    name: str
     usage_bytes: int
     file_counts: FileCounts
     status: str
@@ -142,6 +114,14 @@ class VectorStoreObject(WireModel):
     expires_at: int | None
     last_active_at: int | None
     metadata: dict[str, str]
+
+    @model_serializer(mode="wrap")
+    def _without_unset_expiry(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # The spec's expires_after is optional but not nullable: absent when there is none.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("expires_after") is None:
+            data.pop("expires_after", None)
+        return data
 
 
 class VectorStoreFileObject(WireModel):

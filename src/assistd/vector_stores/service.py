@@ -85,7 +85,7 @@ async def to_wire_many(session: AsyncSession, stores: list[VectorStore]) -> list
             VectorStoreObject(
                 id=s.id,
                 created_at=s.created_at,
-                name=s.name,
+                name=s.name or "",
                 usage_bytes=usage,
                 file_counts=file_counts,
                 status=store_status(s, file_counts),
