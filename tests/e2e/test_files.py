@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import httpx
 import openai
+import psycopg
 import pytest
 from openai import OpenAI
+
+from tests.conftest import Database
 
 # Part of the scenario CI repeats with every supported openai SDK generation.
 pytestmark = pytest.mark.sdk_matrix
@@ -172,3 +176,42 @@ def test_delete(client: OpenAI, http: httpx.Client) -> None:
     deleted = client.files.delete(keep.id)
     assert (deleted.id, deleted.object, deleted.deleted) == (keep.id, "file", True)
     assert client.files.list().data == []
+
+
+def test_expired_files_are_gone_and_deleted(
+    client: OpenAI, http: httpx.Client, database: Database, server_env: dict[str, str]
+) -> None:
+    """Past ``expires_at`` a file answers 404 at once, and the worker deletes its row and
+    bytes (a file without expiry beside it stays)."""
+    doomed = client.files.create(
+        file=("temp.txt", io.BytesIO(b"temporary")),
+        purpose="assistants",
+        expires_after={"anchor": "created_at", "seconds": 3600},
+    )
+    kept = client.files.create(file=("kept.txt", io.BytesIO(b"kept")), purpose="assistants")
+
+    def storage_key() -> str | None:
+        with psycopg.connect(database.url) as conn:
+            row = conn.execute("SELECT storage_key FROM files WHERE id = %s", (doomed.id,))
+            found = row.fetchone()
+        return None if found is None else str(found[0])
+
+    key = storage_key()
+    assert key is not None
+    with psycopg.connect(database.url) as conn:
+        conn.execute(
+            "UPDATE files SET expires_at = extract(epoch from now())::int - 1 WHERE id = %s",
+            (doomed.id,),
+        )
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(doomed.id)
+    assert http.get(f"/files/{doomed.id}/content").status_code == 404
+    assert [f.id for f in client.files.list()] == [kept.id]
+
+    deadline = time.monotonic() + 30
+    while storage_key() is not None:
+        assert time.monotonic() < deadline, "the expired file was not deleted"
+        time.sleep(0.5)
+    root = Path(server_env["ASSISTD_DATA_DIR"]) / "files"
+    assert not (root / key).exists()
+    assert client.files.content(kept.id).content == b"kept"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core import ids
@@ -67,10 +67,19 @@ async def create(
     return row
 
 
+EXPIRED_BATCH = 100
+"""Expired files deleted per maintenance round."""
+
+
+def _live() -> Any:
+    """Not past its ``expires_after``: an expired file is gone even before it is deleted."""
+    return or_(File.expires_at.is_(None), File.expires_at > now())
+
+
 async def get(session: AsyncSession, project_id: str, file_id: str) -> File:
     """A file of the project, or 404."""
     row = await session.scalar(
-        select(File).where(File.id == file_id, File.project_id == project_id)
+        select(File).where(File.id == file_id, File.project_id == project_id, _live())
     )
     if row is None:
         raise NotFoundError.for_object("file", file_id, param="file_id")
@@ -81,7 +90,7 @@ async def list_files(
     session: AsyncSession, project_id: str, params: ListParams, purpose: str | None
 ) -> tuple[list[File], bool]:
     """A page of the project's files, optionally of one purpose."""
-    scope = [File.project_id == project_id]
+    scope = [File.project_id == project_id, _live()]
     if purpose is not None:
         scope.append(File.purpose == purpose)
     return await paginate(session, File, scope, params)
@@ -92,6 +101,22 @@ async def delete_file(session: AsyncSession, project_id: str, file_id: str) -> s
     row = await get(session, project_id, file_id)
     await session.execute(delete(File).where(File.id == row.id))
     return row.storage_key
+
+
+async def delete_expired(session: AsyncSession) -> list[str]:
+    """Delete up to ``EXPIRED_BATCH`` expired files; return their storage keys, whose bytes
+    the caller removes after commit."""
+    expired = (
+        select(File.id)
+        .where(File.expires_at <= now())
+        .order_by(File.expires_at)
+        .limit(EXPIRED_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    keys = await session.scalars(
+        delete(File).where(File.id.in_(expired.scalar_subquery())).returning(File.storage_key)
+    )
+    return list(keys)
 
 
 async def require_files(

@@ -18,6 +18,7 @@ from assistd.core.notify import Listener
 from assistd.engine import prompt
 from assistd.engine.executor import EngineDeps, RunExecutor
 from assistd.engine.sink import RunDiscarded
+from assistd.files import service as files_service
 from assistd.llm import tokens
 from assistd.models import Assistant, Message, Run, Thread
 from assistd.runs.events import QUEUE_CHANNEL
@@ -362,6 +363,12 @@ class Worker:
                         purged = await vector_store_service.purge_expired(session)
                     if purged:
                         log.info("purged %d chunks of expired vector stores", purged)
+                    async with transaction(self.deps.maker) as session:
+                        keys = await files_service.delete_expired(session)
+                    for key in keys:
+                        await self.deps.storage.delete(key)
+                    if keys:
+                        log.info("deleted %d expired files", len(keys))
             except Exception:
                 log.exception("maintenance failed")
 
