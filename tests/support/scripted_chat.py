@@ -19,6 +19,12 @@ interfere:
   waits before the first chunk. ``steps`` scripts several tool rounds in one run: step *n* answers
   after *n* rounds of tool calls since the last user message. ``error_after`` ends the stream
   after that many words with an ``{"error": …}`` event (CRLF-framed, as some servers send).
+* Streams that end badly (the HTTP response itself ends cleanly, without ``finish_reason``):
+  ``cut_after`` ends it after that many pieces (words, then each tool call's two halves of
+  arguments); ``empty`` sends no event at all; ``done_only`` sends only ``data: [DONE]``.
+  ``empty`` and ``done_only`` are ``true`` (every request) or ``{"key": …, "times": n}`` (the
+  first ``n`` requests carrying ``key``, as ``fail``). ``finish_reason`` replaces the finish
+  reason (``"content_filter"``, as Azure OpenAI ends a filtered answer).
 * Without a script the model answers ``You said: <last user text>``.
 
 Every request is recorded (``server.requests``) so tests can assert what assistd sent.
@@ -144,7 +150,20 @@ class ScriptedChat:
         plan = self._plan(body, messages, script)
         if not body.get("stream"):
             return JSONResponse(self._whole(body, plan))
+        if self._faulty(script.get("empty")):
+            return _EventStream(_pieces([]))
+        if self._faulty(script.get("done_only")):
+            return _EventStream(_pieces([b"data: [DONE]\n\n"]))
         return _EventStream(self._stream(body, plan))
+
+    def _faulty(self, fault: Any) -> bool:
+        """Whether a fault option (``true``, or ``{"key", "times"}``) applies to this request."""
+        if not isinstance(fault, dict):
+            return bool(fault)
+        with self.lock:
+            seen = self.failures.get(fault["key"], 0)
+            self.failures[fault["key"]] = seen + 1
+        return seen < int(fault.get("times", 1))
 
     def _plan(
         self, body: dict[str, Any], messages: list[dict[str, Any]], script: dict[str, Any]
@@ -156,7 +175,7 @@ class ScriptedChat:
                 last = {}  # this step calls tools again instead of answering
         tool_calls = script.get("tool_calls")
         if last.get("role") == "tool":
-            outputs = []
+            outputs: list[str] = []
             for message in reversed(messages):
                 if message.get("role") != "tool":
                     break
@@ -174,7 +193,7 @@ class ScriptedChat:
             users = [m for m in messages if m.get("role") == "user"]
             reply = "You said: " + (_text(users[-1].get("content")) if users else "")
         words = _words(reply) if reply else []
-        finish = "tool_calls" if tool_calls else "stop"
+        finish = script.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
         if cap is not None and not tool_calls and len(words) > int(cap):
             words = words[: int(cap)]
@@ -187,6 +206,7 @@ class ScriptedChat:
             "delay": float(script.get("delay_ms", 0)) / 1000,
             "first_delay": float(script.get("first_delay_ms", 0)) / 1000,
             "error_after": script.get("error_after"),
+            "cut_after": script.get("cut_after"),
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(words) + 10 * len(tool_calls or []),
@@ -249,7 +269,10 @@ class ScriptedChat:
         if plan["first_delay"]:
             await asyncio.sleep(plan["first_delay"])
         yield chunk({"role": "assistant", "content": ""})
+        cut = plan["cut_after"]
         for n, word in enumerate(plan["words"]):
+            if n == cut:
+                return  # the response ends here: no finish_reason, no [DONE]
             if n == plan["error_after"]:
                 # What OpenAI-compatible servers send when generation fails mid-stream.
                 error = {"message": "scripted stream error", "type": "server_error", "code": None}
@@ -261,6 +284,8 @@ class ScriptedChat:
         for i, call in enumerate(plan["tool_calls"]):
             args = json.dumps(call.get("arguments", {}))
             half = len(args) // 2
+            if cut is not None and cut <= len(plan["words"]) + 2 * i:
+                return
             yield chunk(
                 {
                     "tool_calls": [
@@ -275,12 +300,21 @@ class ScriptedChat:
             )
             if plan["delay"]:
                 await asyncio.sleep(plan["delay"])
+            if cut is not None and cut <= len(plan["words"]) + 2 * i + 1:
+                return  # mid arguments
             yield chunk({"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]})
+        if cut is not None and cut <= len(plan["words"]) + 2 * len(plan["tool_calls"]):
+            return
         yield chunk({}, plan["finish"])
         if (body.get("stream_options") or {}).get("include_usage"):
             data = {**base, "choices": [], "usage": plan["usage"]}
             yield f"data: {json.dumps(data)}\n\n".encode()
         yield b"data: [DONE]\n\n"
+
+
+async def _pieces(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
 
 
 class _EventStream(Response):

@@ -409,6 +409,16 @@ class RunExecutor:
                     await self.sink.apply(self._incomplete_op("max_prompt_tokens"))
                     self.outcome = "incomplete"
                     return
+                if result.finish_reason == "content_filter":
+                    # The filter cut the answer: tool calls it was writing are not run.
+                    if self._tool_step is not None:
+                        step = self._tool_step
+                        await self.sink.apply(
+                            self._record_tool_step_op(step, result.usage, done=False)
+                        )
+                    await self.sink.apply(self._incomplete_op("content_filter"))
+                    self.outcome = "incomplete"
+                    return
                 builtin = [c for c in result.function_calls if c.kind != "function"]
                 functions = [c for c in result.function_calls if c.kind == "function"]
                 searches = [c for c in builtin if c.kind == "file_search"]
@@ -678,6 +688,8 @@ class RunExecutor:
         self._prompt_tokens_used += usage.prompt_tokens
         if self._message is not None:
             reason = "max_tokens" if finish == "length" and run.max_completion_tokens else None
+            if finish == "content_filter":
+                reason = finish
             self._close_message(usage=None if calls else usage, incomplete_reason=reason)
         return _TurnResult(function_calls=calls, usage=usage, finish_reason=finish)
 
@@ -1027,12 +1039,17 @@ class RunExecutor:
         )
 
     def _incomplete_op(self, reason: str) -> Any:
+        """End the run ``incomplete``; a step still open (tool calls the model was writing
+        when cut) is cancelled, as nothing will run it."""
+
         async def op(session: AsyncSession) -> list[Event]:
             run = await self._locked_run(session)
+            out = await lifecycle.cancel_open_steps(session, run)
             usage = await lifecycle.step_usage_total(session, self.run_id)
-            return [
+            out.append(
                 transition(run, "incomplete", usage=usage, incomplete_details={"reason": reason})
-            ]
+            )
+            return out
 
         return op
 

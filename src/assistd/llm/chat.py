@@ -3,11 +3,15 @@
 Backends are reached with the official ``openai`` SDK (``AsyncOpenAI`` or
 ``AsyncAzureOpenAI``); the SDK retries 429, 5xx, timeouts and connection errors with
 exponential backoff, honouring ``retry-after``. Once retries are spent the error surfaces as
-``BackendError`` with the code the run's ``last_error`` reports.
+``BackendError`` with the code the run's ``last_error`` reports. A stream that ends without a
+``finish_reason`` (cut, empty, only ``[DONE]``) is retried as often while it has produced
+nothing, and is a ``server_error`` once it has: a cut-off answer never passes for a whole one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import time
@@ -87,8 +91,24 @@ class ChatBackend(Protocol):
     """Streams chat completions."""
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield chunks of the completion of ``request``."""
+        """Yield chunks of the completion of ``request``: one of them carries its
+        ``finish_reason``, or the stream raises ``BackendError``."""
         ...
+
+
+@dataclass
+class _Progress:
+    """What one attempt at a completion has yielded so far."""
+
+    finished: bool = False
+    produced: bool = False
+    """Text, a refusal or a tool call came (a client may have seen it: no retry)."""
+    characters: int = 0
+
+
+def _retry_delay(attempt: int) -> float:
+    """Seconds before retrying a stream that ended without output (the SDK's backoff)."""
+    return float(min(0.5 * 2**attempt, 8.0))
 
 
 class OpenAIChatBackend:
@@ -99,7 +119,35 @@ class OpenAIChatBackend:
         self.deployment_for = deployment_for
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Stream a completion, mapping SDK errors to ``BackendError``."""
+        """Stream a completion, mapping SDK errors to ``BackendError``; one that ends without
+        ``finish_reason`` is retried while it has produced nothing, else fails."""
+        body = self._body(request)
+        retries = self.client.max_retries
+        for attempt in range(retries + 1):
+            progress = _Progress()
+            async with contextlib.aclosing(self._attempt(request.model, body, progress)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            if progress.finished:
+                return
+            if progress.produced:
+                metrics.BACKEND_ERRORS.labels(request.model, "server_error").inc()
+                raise BackendError(
+                    "server_error",
+                    "The model's response stream ended before it finished (no finish_reason) "
+                    f"after {progress.characters} characters.",
+                )
+            if attempt < retries:
+                await asyncio.sleep(_retry_delay(attempt))
+        metrics.BACKEND_ERRORS.labels(request.model, "server_error").inc()
+        raise BackendError(
+            "server_error",
+            "The model's response stream ended before it finished (no finish_reason) "
+            f"without any output, {retries + 1} times.",
+        )
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        """The request body of ``request``."""
         kwargs: dict[str, Any] = {
             "model": self.deployment_for.get(request.model, request.model),
             "messages": request.messages,
@@ -118,6 +166,13 @@ class OpenAIChatBackend:
                 kwargs[name] = value
         if request.response_format not in (None, "auto"):
             kwargs["response_format"] = request.response_format
+        return kwargs
+
+    async def _attempt(
+        self, model: str, kwargs: dict[str, Any], progress: _Progress
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """One call to the backend (the SDK retries failed requests), noting in ``progress``
+        what it yields."""
         start = time.perf_counter()
         first = True
         try:
@@ -138,29 +193,36 @@ class OpenAIChatBackend:
                 async for chunk in stream:
                     if first:
                         first = False
-                        metrics.BACKEND_FIRST_TOKEN.labels(request.model).observe(
+                        metrics.BACKEND_FIRST_TOKEN.labels(model).observe(
                             time.perf_counter() - start
                         )
-                    yield _convert(chunk)
-            metrics.BACKEND_SECONDS.labels(request.model).observe(time.perf_counter() - start)
+                    out = _convert(chunk)
+                    if out.content or out.refusal or out.tool_calls:
+                        progress.produced = True
+                        progress.characters += len(out.content or "") + len(out.refusal or "")
+                        progress.characters += sum(len(c.arguments) for c in out.tool_calls)
+                    if out.finish_reason:
+                        progress.finished = True
+                    yield out
+            metrics.BACKEND_SECONDS.labels(model).observe(time.perf_counter() - start)
         except openai.RateLimitError as exc:
-            metrics.BACKEND_ERRORS.labels(request.model, "rate_limit_exceeded").inc()
+            metrics.BACKEND_ERRORS.labels(model, "rate_limit_exceeded").inc()
             raise BackendError(
                 "rate_limit_exceeded", f"The model backend is rate limiting requests: {exc}"
             ) from exc
         except openai.NotFoundError as exc:
-            metrics.BACKEND_ERRORS.labels(request.model, "invalid_prompt").inc()
+            metrics.BACKEND_ERRORS.labels(model, "invalid_prompt").inc()
             raise BackendError(
                 "invalid_prompt",
-                f"The model '{request.model}' does not exist or is not served by its backend.",
+                f"The model '{model}' does not exist or is not served by its backend.",
             ) from exc
         except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-            metrics.BACKEND_ERRORS.labels(request.model, "invalid_prompt").inc()
+            metrics.BACKEND_ERRORS.labels(model, "invalid_prompt").inc()
             raise BackendError(
                 "invalid_prompt", f"The model backend rejected the request: {exc}"
             ) from exc
         except openai.APIError as exc:
-            metrics.BACKEND_ERRORS.labels(request.model, "server_error").inc()
+            metrics.BACKEND_ERRORS.labels(model, "server_error").inc()
             unreachable = _connect_failure(exc)
             if unreachable is not None:
                 raise BackendError(

@@ -43,6 +43,22 @@ async def step_usage_total(session: AsyncSession, run_id: str) -> dict[str, int]
     return total
 
 
+async def cancel_open_steps(session: AsyncSession, run: Run) -> list[Event]:
+    """Cancel the run's in-progress steps (a run ending ``incomplete`` runs none of them)."""
+    out: list[Event] = []
+    stamp = now()
+    steps = await session.scalars(
+        select(RunStep)
+        .where(RunStep.run_id == run.id, RunStep.status == "in_progress")
+        .order_by(RunStep.seq)
+    )
+    for step in steps:
+        step.status = "cancelled"
+        step.cancelled_at = stamp
+        out.append(("thread.run.step.cancelled", step_data(step, run.include)))
+    return out
+
+
 async def close_open_work(
     session: AsyncSession, run: Run, outcome: str, last_error: dict[str, Any] | None
 ) -> list[Event]:
