@@ -241,3 +241,29 @@ def test_content_filter_mid_tool_call_ends_incomplete_without_calling_the_tool(
         assert names[-1] == "thread.run.incomplete", names
         assert "thread.run.requires_action" not in names
     assert len(sent(chat, marker)) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_length_mid_tool_call_ends_incomplete_without_calling_the_tool(
+    client: OpenAI, chat: ScriptedChatServer, mode: str
+) -> None:
+    """The token limit hit while the model wrote a call: its arguments are cut off."""
+    marker = tag()
+    assistant = make_assistant(client)
+    calls = [{"name": "get_weather", "arguments": {"city": "Bern"}}]
+    thread_id = thread_with(
+        client, f"long call {marker} " + script(tool_calls=calls, finish_reason="length")
+    )
+
+    run, names = execute(client, mode, thread_id, assistant.id)
+
+    assert run.status == "incomplete", run
+    assert run.required_action is None
+    assert run.incomplete_details is not None
+    assert run.incomplete_details.reason == "max_completion_tokens"
+    (step,) = tool_steps(client, run)
+    assert step.status == "cancelled"
+    if names:
+        assert names[-1] == "thread.run.incomplete", names
+        assert "thread.run.requires_action" not in names
+    assert len(sent(chat, marker)) == 1

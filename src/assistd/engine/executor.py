@@ -409,14 +409,17 @@ class RunExecutor:
                     await self.sink.apply(self._incomplete_op("max_prompt_tokens"))
                     self.outcome = "incomplete"
                     return
-                if result.finish_reason == "content_filter":
-                    # The filter cut the answer: tool calls it was writing are not run.
+                cut = "content_filter" if result.finish_reason == "content_filter" else None
+                if result.finish_reason == "length" and result.function_calls:
+                    cut = "max_completion_tokens"
+                if cut is not None:
+                    # The answer was cut: tool calls the model was writing are not run.
                     if self._tool_step is not None:
                         step = self._tool_step
                         await self.sink.apply(
                             self._record_tool_step_op(step, result.usage, done=False)
                         )
-                    await self.sink.apply(self._incomplete_op("content_filter"))
+                    await self.sink.apply(self._incomplete_op(cut))
                     self.outcome = "incomplete"
                     return
                 builtin = [c for c in result.function_calls if c.kind != "function"]
