@@ -948,3 +948,26 @@ def test_token_caps_beyond_32_bits_are_400(client: OpenAI, http: httpx.Client, f
     response = http.post(path, json={"assistant_id": assistant.id, field: 2**31})
     check_envelope(response, 400, param=field, code=_ANY)
     assert http.get(path).json()["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/assistants", {"model": "m", "temprature": 0.5}, "temprature"),
+        ("/assistants", {"model": "m", "tools": [{"type": "file_search", "x": 1}]}, "tools[0].x"),
+        ("/threads", {"messages": [{"role": "user", "content": "hi", "name": "n"}]}, None),
+        ("/vector_stores", {"name": "s", "chunking": {"type": "auto"}}, "chunking"),
+        ("/threads/runs", {"assistant_id": "asst_x", "stream_options": {}}, "stream_options"),
+    ],
+    ids=["top-level", "in-a-tool", "in-a-message", "vector-store", "run"],
+)
+def test_unknown_parameters_are_400(
+    http: httpx.Client, path: str, body: dict[str, Any], param: str | None
+) -> None:
+    """A field the endpoint does not take is named, not silently dropped (nothing is stored)."""
+    expected = param or "messages[0].name"
+    response = http.post(path, json=body)
+    err = check_envelope(response, 400, param=expected, code="unknown_parameter")
+    assert err["message"] == f"Unknown parameter: '{expected}'."
+    for listing in ("/assistants", "/vector_stores"):
+        assert http.get(listing).json()["data"] == []

@@ -52,9 +52,10 @@ Metadata = Annotated[dict[str, str] | None, AfterValidator(_check_metadata)]
 
 
 class RequestModel(BaseModel):
-    """Base of request bodies: unknown fields are ignored, as the team convention says."""
+    """Base of request bodies: an unknown field is a 400 ``unknown_parameter``, as OpenAI
+    answers it, so a typo is noticed rather than silently dropped."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 class WireModel(BaseModel):

@@ -7,13 +7,17 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from assistd.core.db import is_disconnect
 from assistd.core.errors import AssistdError
+from assistd.core.logs import Repeats
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +131,8 @@ def _describe(err: dict[str, Any], param: str | None) -> tuple[str, str | None]:
     name = param or "body"
     if kind == "missing":
         return f"Missing required parameter: '{name}'.", "missing_required_parameter"
+    if kind == "extra_forbidden":
+        return f"Unknown parameter: '{name}'.", "unknown_parameter"
     if kind == "object_above_max_properties" and "max" in ctx:
         return (
             f"Invalid '{name}': too many properties. Expected an object with at most "
@@ -283,6 +289,33 @@ async def _unencodable_handler(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+"""The database is out of reach or overloaded: the request may succeed if retried."""
+
+_database_errors = Repeats(log)
+
+
+async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Logged once per outage with a count, without the driver's text on the wire.
+    _database_errors.failed("database unavailable", exc, traceback=False)
+    health = getattr(request.app.state, "db_health", None)
+    if health is not None and is_disconnect(exc):
+        health.lost()
+    return error_response(
+        503,
+        "The server cannot reach its database right now. Please retry shortly.",
+        type_="server_error",
+        code="service_unavailable",
+        headers={"retry-after": "1"},
+    )
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     headers = {"x-should-retry": "false"}
@@ -307,4 +340,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(DataError, _data_handler)
     app.add_exception_handler(UnicodeEncodeError, _unencodable_handler)
+    for kind in _DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
