@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from assistd import __version__
 from assistd.assistants.router import router as assistants_router
 from assistd.core.config import Settings
 from assistd.core.db import (
+    DatabaseHealth,
     create_engine,
     create_read_engine,
     dispose,
@@ -25,8 +27,9 @@ from assistd.core.db import (
     make_sessionmaker,
 )
 from assistd.core.errors import InvalidRequestError
+from assistd.core.logs import Repeats
 from assistd.core.migrate import head_revisions
-from assistd.core.notify import Listener
+from assistd.core.notify import KEYS_CHANNEL, Listener
 from assistd.engine.executor import build_engine_deps
 from assistd.files.router import router as files_router
 from assistd.files.storage import make_storage
@@ -123,10 +126,26 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         )
         # Scrape-time figures from the database, over a one-connection synchronous engine
         # (the exposition runs in a thread).
-        metrics_engine = sa_create_engine(database_url, pool_size=1, max_overflow=0)
-        collector = DatabaseCollector(metrics_engine)
+        metrics_engine = sa_create_engine(
+            database_url, pool_size=1, max_overflow=0, pool_pre_ping=True
+        )
+        collector = DatabaseCollector(metrics_engine, settings.metrics.per_project)
         REGISTRY.register(collector)
-        listener = Listener(libpq_dsn(database_url), [EVENTS_CHANNEL, QUEUE_CHANNEL])
+        health = DatabaseHealth([engine, read_engine])
+        app.state.db_health = health
+        key_cache: KeyCache = app.state.key_cache
+        listener = Listener(libpq_dsn(database_url), [EVENTS_CHANNEL, QUEUE_CHANNEL, KEYS_CHANNEL])
+        listener.on(KEYS_CHANNEL, key_cache.drop)
+
+        def connection(up: bool) -> None:
+            # Revocations may have gone by unheard; a lost LISTEN connection means the
+            # database went away, and every pooled connection with it.
+            if up:
+                key_cache.clear()
+            else:
+                health.lost()
+
+        listener.on_connection(connection)
         app.state.listener = listener
         await listener.start()
         worker: Worker | None = None
@@ -152,6 +171,7 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
             await dispose(engine)
 
     heads = head_revisions(database_url)
+    ready_errors = Repeats(logging.getLogger(__name__))
 
     app = FastAPI(
         title="assistd",
@@ -168,10 +188,16 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
+    if settings.metrics.access == "token" and settings.metrics.token is None:
+        raise ValueError("ASSISTD_METRICS__ACCESS=token needs ASSISTD_METRICS__TOKEN")
+
     @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+    async def health(request: Request) -> JSONResponse:
+        """This process can serve requests now: it answers and reaches its database
+        (checked at most once a second)."""
+        if await request.app.state.db_health.ok():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable", "detail": "database unreachable"}, 503)
 
     @app.get("/ready", include_in_schema=False)
     async def ready(request: Request) -> JSONResponse:
@@ -179,8 +205,12 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         try:
             async with request.app.state.engine.connect() as conn:
                 current = set(await conn.scalars(text("SELECT version_num FROM alembic_version")))
-        except Exception as exc:  # any failure means not ready
-            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        except Exception as exc:  # any failure means not ready; the reason goes to the log
+            ready_errors.failed("readiness check failed", exc, traceback=False)
+            return JSONResponse(
+                {"status": "unavailable", "detail": "database unreachable"}, status_code=503
+            )
+        ready_errors.ok("readiness check failed")
         if current != heads:
             return JSONResponse(
                 {

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistd.core import logs
 from assistd.core.config import Settings
 from assistd.core.db import (
+    PostgresWatchdog,
     create_engine,
     database_url,
     dispose,
@@ -104,6 +105,9 @@ def serve(
     logs.setup(settings.log_level)
     url, embedded = _prepare(settings)
     if embedded:
+        # This process started (or attached to) the embedded Postgres: it restarts it if
+        # it dies, in every shape of serve (one process, or the parent of several).
+        PostgresWatchdog(settings).start()
 
         async def first_key(session: AsyncSession) -> projects_service.NewKey | None:
             if await projects_service.count_keys(session):

@@ -83,3 +83,79 @@ def test_health_and_ready(server: ServerProcess, database: Database) -> None:
     body = ready.json()
     assert body["status"] == "ok"
     assert body["migration"] == sorted(head_revisions(async_url(database.url)))
+
+
+def test_metrics_need_the_token_and_name_no_project(
+    pg_root: str, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        **server_env,
+        "ASSISTD_DATA_DIR": str(tmp_path),
+        "ASSISTD_METRICS__ACCESS": "token",
+        "ASSISTD_METRICS__TOKEN": "metrics-s3cret",
+    }
+    proc, client = own_server(pg_root, env, tmp_path / "log")
+    try:
+        assistant = client.beta.assistants.create(model="gpt-4o")
+        thread = client.beta.threads.create(
+            messages=[{"role": "user", "content": '#script {"reply": "counted"}'}]
+        )
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id
+        )
+        assert run.status == "completed", run.last_error
+        url = proc.base_url + "/metrics"
+        # Loopback is no pass in ``token`` mode, and neither is an API key.
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": client.api_key}):
+            refused = httpx.get(url, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["type"] == "invalid_request_error"
+            assert "assistd_runs" not in refused.text
+        allowed = httpx.get(url, headers={"Authorization": "Bearer metrics-s3cret"})
+        assert allowed.status_code == 200
+        assert sample(allowed.text, "assistd_runs", status="completed") >= 1
+        # No figure names a project unless ASSISTD_METRICS__PER_PROJECT asks for it.
+        assert "project" not in allowed.text
+        assert "proj_" not in allowed.text
+    finally:
+        client.close()
+        stop_server(proc)
+
+
+def test_metrics_off(pg_root: str, server_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**server_env, "ASSISTD_DATA_DIR": str(tmp_path), "ASSISTD_METRICS__ACCESS": "off"}
+    proc, client = own_server(pg_root, env, tmp_path / "log")
+    try:
+        answer = httpx.get(proc.base_url + "/metrics")
+        assert answer.status_code == 404
+        assert answer.json()["error"]["message"] == "Invalid URL (GET /metrics)"
+    finally:
+        client.close()
+        stop_server(proc)
+
+
+def test_metrics_per_project_when_asked(database: Database, client: OpenAI) -> None:
+    from sqlalchemy import create_engine, text
+
+    from assistd.web.metrics import DatabaseCollector
+
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": '#script {"reply": "mine"}'}]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    engine = create_engine(async_url(database.url))
+    try:
+        with engine.connect() as conn:
+            project = conn.execute(
+                text("SELECT project_id FROM runs WHERE id = :id"), {"id": run.id}
+            ).scalar_one()
+        plain = {family.name for family in DatabaseCollector(engine).collect()}
+        asked = list(DatabaseCollector(engine, per_project=True).collect())
+    finally:
+        engine.dispose()
+    assert "assistd_project_runs" not in plain
+    samples = [s for f in asked if f.name == "assistd_project_runs" for s in f.samples]
+    mine = [s.value for s in samples if s.labels == {"project": project, "status": "completed"}]
+    assert mine == [1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,18 @@ class WorkerSettings(BaseModel):
     shutdown_grace_seconds: float = 30.0
     ingest_concurrency: int = 1
     """Files ingested at once (parsing and local embedding use the CPU)."""
+
+
+class MetricsSettings(BaseModel):
+    """Who may read ``GET /metrics``."""
+
+    access: Literal["local", "token", "open", "off"] = "local"
+    """``local``: clients on the loopback interface, and anyone with ``token`` when one is
+    set (behind a reverse proxy every client looks local: set a token and ``token``);
+    ``token``: only ``Authorization: Bearer <token>``; ``open``: anyone; ``off``: 404."""
+    token: SecretStr | None = None
+    per_project: bool = False
+    """Also report runs by project (``assistd_project_runs``), naming every project."""
 
 
 class ModelSettings(BaseModel):
@@ -160,7 +173,9 @@ class Settings(BaseSettings):
     The defaults keep ``serve`` (3 x 16 + 1 LISTEN = 49) plus one ``worker`` (2 x 16 + 1)
     within the embedded Postgres's ``max_connections = 100``, with room for tools and tests.
     """
-    api_key_cache_seconds: float = 30.0
+    api_key_cache_seconds: float = 10.0
+    """How long a server trusts a key it looked up. Revoking a key notifies every server at
+    once; this bounds a revoked key's life only if that notification is lost."""
     poll_after_ms: int = 250
     """``openai-poll-after-ms`` hint on run retrieval (the SDK's poll helpers sleep this)."""
     run_worker: bool = True
@@ -178,6 +193,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     sandbox: SandboxSettings = SandboxSettings()
     search: SearchSettings = SearchSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def storage_dir(self) -> Path:

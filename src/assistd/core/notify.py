@@ -15,9 +15,15 @@ from collections.abc import Callable
 
 import psycopg
 
+from assistd.core.logs import Repeats
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str], None]
+
+KEYS_CHANNEL = "assistd_keys"
+"""NOTIFY channel: payload is the digest of a key just revoked (every API process forgets
+it at once instead of trusting its cache for the cache's lifetime)."""
 
 
 class Listener:
@@ -28,6 +34,8 @@ class Listener:
         self.channels = channels
         self._events: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._watchers: list[Callable[[bool], None]] = []
+        self._errors = Repeats(log)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -63,6 +71,18 @@ class Listener:
         """Call ``handler(payload)`` for every notification on ``channel``."""
         self._handlers[channel].append(handler)
 
+    def on_connection(self, watcher: Callable[[bool], None]) -> None:
+        """Call ``watcher(True)`` whenever listening starts (notifications may have been
+        missed before) and ``watcher(False)`` when the connection is lost."""
+        self._watchers.append(watcher)
+
+    def _tell(self, up: bool) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(up)
+            except Exception:
+                log.exception("connection watcher failed")
+
     def _dispatch(self, channel: str, payload: str) -> None:
         for event in self._events.get((channel, payload), ()):
             event.set()
@@ -80,6 +100,8 @@ class Listener:
                     for channel in self.channels:
                         await conn.execute(f'LISTEN "{channel}"')
                     self.connected.set()
+                    self._errors.ok("LISTEN connection lost")
+                    self._tell(True)
                     delay = 0.2
                     # Wake every waiter once: anything notified while we were away is
                     # picked up by their next read.
@@ -91,7 +113,9 @@ class Listener:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.connected.clear()
-                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
+                if self.connected.is_set():
+                    self.connected.clear()
+                    self._tell(False)
+                self._errors.failed("LISTEN connection lost", exc, traceback=False)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)

@@ -15,12 +15,16 @@ from assistd.projects import service
 class KeyCache:
     """Remembers key → project for a few seconds so most requests skip the lookup.
 
-    A revoked key stops working after at most ``ttl`` seconds.
+    A revoked key is forgotten at once: revocation notifies every API process
+    (``core.notify.KEYS_CHANNEL``); ``ttl`` bounds a revoked key's life only when that
+    notification is lost, and the cache is emptied whenever listening (re)starts.
     """
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[str, float]] = {}
+        # Bumped by every drop: a lookup that raced a revocation must not cache its answer.
+        self.generation = 0
 
     def get(self, digest: str) -> str | None:
         """The cached project id, if still fresh."""
@@ -29,11 +33,23 @@ class KeyCache:
             return None
         return entry[0]
 
-    def put(self, digest: str, project_id: str) -> None:
-        """Remember a successful lookup."""
+    def put(self, digest: str, project_id: str, generation: int) -> None:
+        """Remember a successful lookup made when the cache was at ``generation``."""
+        if generation != self.generation or self.ttl <= 0:
+            return
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[digest] = (project_id, time.monotonic() + self.ttl)
+
+    def drop(self, digest: str) -> None:
+        """Forget one key (it was revoked)."""
+        self.generation += 1
+        self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        """Forget every key (revocations may have been missed)."""
+        self.generation += 1
+        self._entries.clear()
 
 
 def _bearer(request: Request) -> str:
@@ -60,6 +76,7 @@ async def require_project(request: Request) -> str:
     digest = service.hash_key(raw)
     project_id = cache.get(digest)
     if project_id is None:
+        generation = cache.generation
         # A single SELECT: the autocommit read sessions spare it a BEGIN and a ROLLBACK.
         maker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
         async with maker() as session:
@@ -69,7 +86,7 @@ async def require_project(request: Request) -> str:
             raise AuthenticationError(
                 f"Incorrect API key provided: {hint}.", code="invalid_api_key"
             )
-        cache.put(digest, project_id)
+        cache.put(digest, project_id, generation)
     request.state.project_id = project_id
     return project_id
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core import ids
 from assistd.core.clock import now
+from assistd.core.notify import KEYS_CHANNEL
 from assistd.models import ApiKey, Project
 
 KEY_PREFIX = "sk-assistd-"
@@ -74,14 +75,18 @@ async def list_keys(session: AsyncSession) -> list[tuple[ApiKey, str]]:
 
 
 async def revoke_key(session: AsyncSession, key_id: str) -> bool:
-    """Revoke a key by id; ``False`` when no active key has that id."""
-    result = await session.execute(
+    """Revoke a key by id; ``False`` when no active key has that id. At commit every API
+    process hears of it (``KEYS_CHANNEL``) and forgets the key it may have cached."""
+    digest = await session.scalar(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=now())
-        .returning(ApiKey.id)
+        .returning(ApiKey.key_hash)
     )
-    return result.first() is not None
+    if digest is None:
+        return False
+    await session.execute(select(func.pg_notify(KEYS_CHANNEL, digest)))
+    return True
 
 
 async def count_keys(session: AsyncSession) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -11,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from assistd.core.config import MetricsSettings
 from assistd.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from assistd.models import Run
+from assistd.web.errors import error_response
 
 
 def record_request(scope: Scope, status: int, seconds: float) -> None:
@@ -40,10 +44,12 @@ def _route_template(scope: Scope) -> str:
 
 
 class DatabaseCollector(Collector):
-    """Queue depth and runs by status, read from Postgres at scrape time."""
+    """Queue depth and runs by status, read from Postgres at scrape time (by project too
+    when ``per_project``: it names every project to whoever reads ``/metrics``)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, per_project: bool = False) -> None:
         self.engine = engine
+        self.per_project = per_project
 
     def collect(self):  # type: ignore[no-untyped-def]  # prometheus_client's signature
         """Yield the gauges (empty when the database does not answer)."""
@@ -52,6 +58,11 @@ class DatabaseCollector(Collector):
         )
         depth = GaugeMetricFamily("assistd_queue_depth", "Runs waiting for a worker.")
         pending = GaugeMetricFamily("assistd_ingest_queue_depth", "Files waiting to be ingested.")
+        by_project = GaugeMetricFamily(
+            "assistd_project_runs",
+            "Runs in the database by project and status.",
+            labels=["project", "status"],
+        )
         try:
             with self.engine.connect() as conn:
                 for status, count in conn.execute(
@@ -64,6 +75,13 @@ class DatabaseCollector(Collector):
                     text("SELECT count(*) FROM vector_store_files WHERE status = 'in_progress'")
                 ).scalar_one()
                 pending.add_metric([], waiting)
+                if self.per_project:
+                    for project, status, count in conn.execute(
+                        select(Run.project_id, Run.status, func.count()).group_by(
+                            Run.project_id, Run.status
+                        )
+                    ).tuples():
+                        by_project.add_metric([project, status], count)
         except Exception:  # a scrape must never fail because the database is away
             return
         if not depth.samples:
@@ -71,11 +89,46 @@ class DatabaseCollector(Collector):
         yield runs
         yield depth
         yield pending
+        if self.per_project:
+            yield by_project
+
+
+_LOOPBACK = ("127.", "::1", "::ffff:127.")
+
+
+def metrics_allowed(request: Request, settings: MetricsSettings) -> bool | None:
+    """Whether ``request`` may read the metrics; ``None`` when they are off."""
+    if settings.access == "off":
+        return None
+    if settings.access == "open":
+        return True
+    token = settings.token.get_secret_value() if settings.token is not None else ""
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and secrets.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            return True
+    if settings.access == "local":
+        host = request.client.host if request.client is not None else ""
+        return host.startswith(_LOOPBACK) or host == "localhost"
+    return False
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text exposition of this process's metrics."""
+    """Prometheus text exposition of this process's metrics, to whom ``metrics.access``
+    lets read it."""
     import anyio
 
+    allowed = metrics_allowed(request, request.app.state.settings.metrics)
+    if allowed is None:
+        return error_response(404, f"Invalid URL ({request.method} {request.url.path})")
+    if not allowed:
+        return error_response(
+            401,
+            "Reading /metrics needs the metrics token (Authorization: Bearer <token>).",
+            code="invalid_api_key",
+            headers={"www-authenticate": "Bearer"},
+        )
     body = await anyio.to_thread.run_sync(generate_latest, REGISTRY)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

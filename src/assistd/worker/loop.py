@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistd.core.db import engine_of, transaction
+from assistd.core.logs import Repeats
 from assistd.core.notify import Listener
 from assistd.engine import prompt
 from assistd.engine.executor import EngineDeps, RunExecutor
@@ -120,6 +121,8 @@ class Worker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executors: dict[str, RunExecutor] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # The loops below fail together while the database is away: one traceback each.
+        self._errors = Repeats(log)
         listener.on(QUEUE_CHANNEL, self._on_notify)
 
     def _on_notify(self, payload: str) -> None:
@@ -267,8 +270,9 @@ class Worker:
                 try:
                     async with transaction(self.deps.maker) as session:
                         claimed = await queue.claim(session, self.id, min(free, CLAIM_BATCH))
-                except Exception:
-                    log.exception("claiming runs failed")
+                    self._errors.ok("claiming runs failed")
+                except Exception as exc:
+                    self._errors.failed("claiming runs failed", exc)
             for run_id in claimed:
                 self._start(run_id)
             if claimed and len(claimed) == min(free, CLAIM_BATCH):
@@ -285,8 +289,9 @@ class Worker:
             try:
                 async with transaction(deps.maker) as session:
                     job = await ingest.claim(session, self.id, self.settings.lease_seconds)
-            except Exception:
-                log.exception("claiming a file to ingest failed")
+                self._errors.ok("claiming a file to ingest failed")
+            except Exception as exc:
+                self._errors.failed("claiming a file to ingest failed", exc)
             if job is not None:
                 await ingest.ingest(deps.maker, deps.storage, deps.embedders, job, self.id)
                 continue
@@ -331,8 +336,9 @@ class Worker:
                 async with transaction(self.deps.maker) as session:
                     owned = await queue.heartbeat(session, self.id, list(self._tasks))
                     await ingest.heartbeat(session, self.id)
-            except Exception:
-                log.exception("heartbeat failed")
+                self._errors.ok("heartbeat failed")
+            except Exception as exc:
+                self._errors.failed("heartbeat failed", exc)
                 continue
             for run_id, status in owned:
                 if status == "cancelling" and run_id in self._executors:
@@ -369,8 +375,9 @@ class Worker:
                         await self.deps.storage.delete(key)
                     if keys:
                         log.info("deleted %d expired files", len(keys))
-            except Exception:
-                log.exception("maintenance failed")
+                self._errors.ok("maintenance failed")
+            except Exception as exc:
+                self._errors.failed("maintenance failed", exc)
 
     async def _drain(self) -> None:
         if not self._tasks:
