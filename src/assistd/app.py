@@ -36,6 +36,7 @@ from assistd.files.storage import make_storage
 from assistd.llm.chat import router_from_environment
 from assistd.llm.embeddings import make_embedder
 from assistd.messages.router import router as messages_router
+from assistd.playground.router import playground_router
 from assistd.projects.auth import KeyCache, require_project
 from assistd.runs.events import EVENTS_CHANNEL, QUEUE_CHANNEL
 from assistd.runs.router import router as runs_router
@@ -187,6 +188,8 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
     app.include_router(api_router(), prefix="/openai", dependencies=[Depends(_check_api_version)])
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # The browser playground (``/`` redirects there) and our own ``/docs`` with local assets.
+    app.include_router(playground_router())
 
     if settings.metrics.access == "token" and settings.metrics.token is None:
         raise ValueError("ASSISTD_METRICS__ACCESS=token needs ASSISTD_METRICS__TOKEN")
