@@ -16,6 +16,9 @@ from sqlalchemy.engine import URL
 
 from assistd import __version__
 from assistd.assistants.router import router as assistants_router
+from assistd.catalog.router import router as catalog_router
+from assistd.catalog.service import Catalog
+from assistd.chat.router import router as chat_router
 from assistd.core.config import Settings
 from assistd.core.db import (
     DatabaseHealth,
@@ -30,6 +33,8 @@ from assistd.core.errors import InvalidRequestError
 from assistd.core.logs import Repeats
 from assistd.core.migrate import head_revisions
 from assistd.core.notify import KEYS_CHANNEL, Listener
+from assistd.embeddings.router import router as embeddings_router
+from assistd.embeddings.service import EmbeddingModels, served_models
 from assistd.engine.executor import build_engine_deps
 from assistd.files.router import router as files_router
 from assistd.files.storage import make_storage
@@ -41,6 +46,7 @@ from assistd.projects.auth import KeyCache, require_project
 from assistd.runs.events import EVENTS_CHANNEL, QUEUE_CHANNEL
 from assistd.runs.router import router as runs_router
 from assistd.threads.router import router as threads_router
+from assistd.uploads.router import router as uploads_router
 from assistd.vector_stores.ingest import EmbedderLookup
 from assistd.vector_stores.router import router as vector_stores_router
 from assistd.web import errors
@@ -82,6 +88,10 @@ def api_router() -> APIRouter:
         messages_router,
         files_router,
         vector_stores_router,
+        uploads_router,
+        catalog_router,
+        chat_router,
+        embeddings_router,
     ):
         router.include_router(sub)
     return router
@@ -125,6 +135,9 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
             max_retries=settings.models.max_retries,
             timeout=settings.models.timeout_seconds,
         )
+        # /models, /chat/completions and /embeddings go through the same backends.
+        app.state.catalog = Catalog(app.state.chat_router, served_models(settings.embeddings))
+        app.state.embedding_models = EmbeddingModels(app.state.embedders, app.state.chat_router)
         # Scrape-time figures from the database, over a one-connection synchronous engine
         # (the exposition runs in a thread).
         metrics_engine = sa_create_engine(

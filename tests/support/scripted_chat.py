@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import re
 import threading
@@ -98,6 +99,7 @@ class ScriptedChat:
                     methods=["POST"],
                 ),
                 Route("/v1/models", self.models, methods=["GET"]),
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                 Route("/health", lambda r: JSONResponse({"ok": True})),
             ]
         )
@@ -111,7 +113,32 @@ class ScriptedChat:
         return {}
 
     async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": []})
+        model = {
+            "id": "scripted-gpt",
+            "object": "model",
+            "created": 1700000000,
+            "owned_by": "tests",
+        }
+        return JSONResponse({"object": "list", "data": [model]})
+
+    async def embeddings(self, request: Request) -> Response:
+        """Vectors of ``dimensions`` (default 8) floats, each from the text's digest: the same
+        text always gets the same vector. Only ``text-embedding-3-*`` models are served."""
+        body = await request.json()
+        if not str(body.get("model", "")).startswith("text-embedding-3"):
+            error = {"message": "no such model", "type": "invalid_request_error", "code": None}
+            return JSONResponse({"error": error}, status_code=404)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        size = int(body.get("dimensions") or 8)
+        data = []
+        for i, text in enumerate(inputs):
+            seed = hashlib.sha256(str(text).encode()).digest()
+            vector = [(seed[j % 32] - 127.5) / 127.5 for j in range(size)]
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        return JSONResponse(
+            {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        )
 
     async def completions(self, request: Request) -> Response:
         body = await request.json()

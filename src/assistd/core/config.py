@@ -31,6 +31,10 @@ class LimitSettings(BaseModel):
     """Request limits."""
 
     max_upload_bytes: int = 512 * 1024 * 1024
+    max_upload_part_bytes: int = 64 * 1024 * 1024
+    """One part of an ``/uploads`` upload (OpenAI's limit)."""
+    max_chunked_upload_bytes: int = 8 * 1024 * 1024 * 1024
+    """A whole ``/uploads`` upload, all parts together (OpenAI's limit)."""
 
 
 class RunSettings(BaseModel):

@@ -6,6 +6,8 @@
   + AuthenticationError             401
   + NotFoundError                   404
   + PayloadTooLargeError            413
+  + RateLimitError                  429 (a model backend's, passed on)
+  + BackendUnavailableError         502 (a model backend failed)
 
 One handler in ``assistd.web.errors`` renders them as
 ``{"error": {"message", "type", "param", "code"}}``.
@@ -83,3 +85,17 @@ class PayloadTooLargeError(AssistdError):
 
     status_code = 413
     error_type = "invalid_request_error"
+
+
+class RateLimitError(AssistdError):
+    """A model backend is rate limiting the requests passed on to it."""
+
+    status_code = 429
+    error_type = "rate_limit_exceeded"
+
+
+class BackendUnavailableError(AssistdError):
+    """A model backend failed, could not be reached or refused assistd's own credentials."""
+
+    status_code = 502
+    error_type = "server_error"

@@ -43,8 +43,39 @@ async def create(
 ) -> File:
     """Store the bytes, then the row; a failed row insert leaves no orphaned bytes."""
     file_id = ids.new_id(ids.FILE)
-    key = f"{project_id}/{file_id}"
+    key = storage_key(project_id, file_id)
     size = await storage.put(key, source, max_bytes)
+    try:
+        return await record(
+            session,
+            project_id,
+            file_id,
+            size=size,
+            filename=filename,
+            purpose=purpose,
+            expires_after_seconds=expires_after_seconds,
+        )
+    except Exception:
+        await storage.delete(key)
+        raise
+
+
+def storage_key(project_id: str, file_id: str) -> str:
+    """Where a file's bytes live in file storage."""
+    return f"{project_id}/{file_id}"
+
+
+async def record(
+    session: AsyncSession,
+    project_id: str,
+    file_id: str,
+    *,
+    size: int,
+    filename: str,
+    purpose: str,
+    expires_after_seconds: int | None = None,
+) -> File:
+    """The row of a file whose bytes are already stored under ``storage_key``."""
     created = now()
     row = File(
         id=file_id,
@@ -56,14 +87,10 @@ async def create(
         status="processed",
         status_details=None,
         expires_at=created + expires_after_seconds if expires_after_seconds else None,
-        storage_key=key,
+        storage_key=storage_key(project_id, file_id),
     )
     session.add(row)
-    try:
-        await session.flush()
-    except Exception:
-        await storage.delete(key)
-        raise
+    await session.flush()
     return row
 
 

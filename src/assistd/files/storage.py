@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -16,6 +16,14 @@ from assistd.core.errors import PayloadTooLargeError
 CHUNK = 1024 * 1024
 
 
+class Digest(Protocol):
+    """A running checksum (``hashlib.md5()``) fed the bytes as they are written."""
+
+    def update(self, data: bytes, /) -> None:
+        """Add ``data``."""
+        ...
+
+
 class FileStorage(Protocol):
     """Byte storage keyed by opaque strings."""
 
@@ -25,6 +33,11 @@ class FileStorage(Protocol):
 
     async def put_bytes(self, key: str, data: bytes) -> int:
         """Store ``data`` under ``key``."""
+        ...
+
+    async def concat(self, key: str, sources: Sequence[str], digest: Digest | None = None) -> int:
+        """Write the bytes under ``sources``, in order, under ``key`` (feeding ``digest``);
+        return the size. Chunk by chunk: no source is held whole in memory."""
         ...
 
     def stream(self, key: str) -> AsyncIterator[bytes]:
@@ -79,6 +92,31 @@ class LocalFileStorage:
     async def put(self, key: str, source: BinaryIO, max_bytes: int) -> int:
         """Copy ``source`` under ``key`` without blocking the event loop."""
         return await anyio.to_thread.run_sync(self._write, key, source, max_bytes)
+
+    def _concat(self, key: str, sources: Sequence[str], digest: Digest | None) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                for source in sources:
+                    with open(self._path(source), "rb") as part:
+                        while chunk := part.read(CHUNK):
+                            size += len(chunk)
+                            if digest is not None:
+                                digest.update(chunk)
+                            out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return size
+
+    async def concat(self, key: str, sources: Sequence[str], digest: Digest | None = None) -> int:
+        """Join ``sources`` under ``key`` in a thread (a temp name renamed into place)."""
+        return await anyio.to_thread.run_sync(self._concat, key, sources, digest)
 
     async def put_bytes(self, key: str, data: bytes) -> int:
         """Store ``data`` under ``key``."""

@@ -223,7 +223,7 @@ class OpenAIChatBackend:
             ) from exc
         except openai.APIError as exc:
             metrics.BACKEND_ERRORS.labels(model, "server_error").inc()
-            unreachable = _connect_failure(exc)
+            unreachable = connect_failure(exc)
             if unreachable is not None:
                 raise BackendError(
                     "server_error", f"The model backend failed: could not connect ({unreachable})."
@@ -231,7 +231,7 @@ class OpenAIChatBackend:
             raise BackendError("server_error", f"The model backend failed: {exc}") from exc
 
 
-def _connect_failure(exc: BaseException) -> OSError | None:
+def connect_failure(exc: BaseException) -> OSError | None:
     """The refused or failed connection under an SDK error, if that is what it was (the aiohttp
     transport reports a refused connection as a connect *timeout*)."""
     seen: BaseException | None = exc
@@ -365,10 +365,28 @@ class BackendRouter:
                 f"No model backend serves the model '{model}'. Configure OPENAI_API_KEY / "
                 "OPENAI_BASE_URL, Azure OpenAI, or a route in ASSISTD_MODELS_FILE.",
             )
+        return self._named(name)
+
+    def _named(self, name: str) -> OpenAIChatBackend:
         if name not in self._backends:
             deployments = {m: r.deployment for m, r in self.routes.items() if r.deployment}
             self._backends[name] = OpenAIChatBackend(self._client(self.specs[name]), deployments)
         return self._backends[name]
+
+    def client_for(self, model: str) -> tuple[openai.AsyncOpenAI, str]:
+        """The SDK client of the backend serving ``model`` and the model's name there, for a
+        request passed on as it came (``/v1/chat/completions``); or ``NoBackendError``."""
+        backend = self.backend_for(model)
+        assert isinstance(backend, OpenAIChatBackend)  # the only kind ``_named`` builds
+        return backend.client, backend.deployment_for.get(model, model)
+
+    def default_client(self) -> openai.AsyncOpenAI | None:
+        """The default backend's SDK client when it is OpenAI or a compatible server (its
+        ``/models`` are names it serves; Azure's are not its deployments), else ``None``."""
+        spec = self.specs.get(self.default or "")
+        if spec is None or spec.kind != "openai":
+            return None
+        return self._named(spec.name).client
 
 
 def router_from_environment(

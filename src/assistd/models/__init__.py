@@ -6,6 +6,7 @@ from assistd.models.file import File
 from assistd.models.project import ApiKey, Project
 from assistd.models.run import Run, RunEvent, RunStep, RunWatcher
 from assistd.models.thread import Message, Thread
+from assistd.models.upload import Upload, UploadPart
 from assistd.models.vector_store import (
     Chunk,
     ChunkEmbedding,
@@ -28,6 +29,8 @@ __all__ = [
     "RunWatcher",
     "RunStep",
     "Thread",
+    "Upload",
+    "UploadPart",
     "VectorStore",
     "VectorStoreFile",
     "VectorStoreFileBatch",

@@ -24,6 +24,7 @@ from assistd.llm import tokens
 from assistd.models import Assistant, Message, Run, Thread
 from assistd.runs.events import QUEUE_CHANNEL
 from assistd.threads.service import THREAD_DELETED_PREFIX
+from assistd.uploads import service as uploads_service
 from assistd.vector_stores import ingest
 from assistd.vector_stores import service as vector_store_service
 from assistd.worker import queue
@@ -375,6 +376,10 @@ class Worker:
                         await self.deps.storage.delete(key)
                     if keys:
                         log.info("deleted %d expired files", len(keys))
+                    async with transaction(self.deps.maker) as session:
+                        parts = await uploads_service.expire(session)
+                    for key in parts:
+                        await self.deps.storage.delete(key)
                 self._errors.ok("maintenance failed")
             except Exception as exc:
                 self._errors.failed("maintenance failed", exc)

@@ -1,0 +1,1 @@
+"""``/models``: the chat models the server routes and its embedding models."""

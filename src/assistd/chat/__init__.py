@@ -1,0 +1,1 @@
+"""``/chat/completions``: chat calls passed on to the routed model backend."""

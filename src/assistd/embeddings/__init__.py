@@ -1,0 +1,1 @@
+"""``/embeddings``: the server's local embedding models and the routed backends' ones."""

@@ -1,0 +1,1 @@
+"""Uploads: a large file sent in parts (``/uploads``), assembled into a file."""
