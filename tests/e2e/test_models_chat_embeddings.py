@@ -139,6 +139,9 @@ def test_chat_through_a_route_and_the_azure_shape(
         )
         assert answer.choices[0].message.content == "You said: azure shaped"
         assert "scripted-gpt" in {m.id for m in azure.models.list()}
+        # The Azure SDK puts the model in the path: /openai/deployments/<model>/embeddings.
+        vectors = azure.embeddings.create(model="local:wordllama", input="azure shaped")
+        assert len(vectors.data[0].embedding) == 256
 
 
 def test_chat_bad_inputs_are_envelope_errors(client: OpenAI, http: httpx.Client) -> None:

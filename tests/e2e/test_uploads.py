@@ -332,3 +332,25 @@ def test_a_part_is_never_held_whole_in_memory(
     done = client.uploads.complete(upload_id=upload_id, part_ids=[part.id])
     assert done.file is not None
     assert done.file.bytes == size
+
+
+def test_concurrent_parts_never_exceed_the_declared_size(client: OpenAI) -> None:
+    """Each part fits alone, not together: the room is checked again under the upload's
+    lock when a part is recorded, so only one of parts sent at once is kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    upload_id = _create(client, 3 * MB)
+    payload = b"x" * (2 * MB)
+
+    def send() -> str:
+        try:
+            return client.uploads.parts.create(upload_id=upload_id, data=payload).id
+        except openai.BadRequestError:
+            return ""
+
+    with ThreadPoolExecutor(4) as pool:
+        kept = [p for p in pool.map(lambda _: send(), range(4)) if p]
+    assert len(kept) == 1
+    with pytest.raises(openai.BadRequestError) as info:
+        client.uploads.complete(upload_id=upload_id, part_ids=kept)
+    assert _error(info.value)["param"] == "part_ids"  # 2 MB of the 3 declared
