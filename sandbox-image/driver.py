@@ -4,16 +4,23 @@ It runs inside the sandbox container as its main process. The container has no n
 the host talks to it through the container's attached stdin/stdout: one JSON request per
 line in, one JSON response per line out.
 
-Requests::
+Requests (each may carry an ``id``, echoed in its answer)::
 
     {"op": "ping"}
     {"op": "state"}                                   -> which uploaded files are in place
-    {"op": "put", "file_id": "file-1", "path": "/mnt/data/x.csv", "data": "<base64>"}
-    {"op": "exec", "code": "print(1)", "timeout": 60}
+    {"op": "put", "file_id": "file-1", "path": "/mnt/data/x.csv", "offset": 0,
+     "data": "<base64 chunk>", "last": true}          -> one chunk of an input file
+    {"op": "exec", "code": "print(1)", "timeout": 60, "max_file_bytes": 1, "max_files_bytes": 2}
+    {"op": "get", "path": "/mnt/data/out.csv", "offset": 0, "size": 1048576}
 
 An ``exec`` answers with the text output (``logs``), PNG images (``images``, base64), the
-error if any, whether the time limit was hit or the kernel had to be restarted, and the files
-under /mnt/data that the code created or changed (``files``, base64, up to a size cap).
+error if any, whether the time limit was hit or the kernel had to be restarted, the free
+space of /mnt/data and /tmp, and the files under /mnt/data that the code created or changed
+(``files``: path and size, or why they are skipped); their bytes are then read with ``get``,
+in chunks, so that no line is larger than a chunk (or the capped logs and images).
+
+A request the driver cannot carry out (a bad path, a full disk) answers ``ok: false`` with
+the reason; ``fatal: true`` only when the kernel cannot be started.
 
 The driver exits (and the container is removed) when no request arrives for
 ``ASSISTD_SANDBOX_IDLE_SECONDS``. This file runs on the image's own Python (Debian's
@@ -22,6 +29,7 @@ jupyter_client), so it uses nothing but the standard library and jupyter_client.
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import queue
@@ -36,8 +44,11 @@ from jupyter_client import KernelManager
 
 DATA = "/mnt/data"
 IDLE_SECONDS = float(os.environ.get("ASSISTD_SANDBOX_IDLE_SECONDS", "3600"))
-MAX_FILE_BYTES = int(os.environ.get("ASSISTD_SANDBOX_MAX_FILE_BYTES", str(64 * 1024 * 1024)))
-MAX_FILES_BYTES = int(os.environ.get("ASSISTD_SANDBOX_MAX_FILES_BYTES", str(128 * 1024 * 1024)))
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILES_BYTES = 128 * 1024 * 1024
+MAX_GET_BYTES = 4 * 1024 * 1024
+MAX_IMAGES_CHARS = 16 * 1024 * 1024
+"""Base64 of the images one execution returns; more are dropped, with a line in the logs."""
 MAX_LOG_CHARS = 200_000
 INTERRUPT_GRACE = 5.0
 STRAY_LIMIT = 16
@@ -65,6 +76,7 @@ del _il, _m
 """
 
 uploaded = {}  # file_id -> path written by "put"
+receiving = {}  # file_id -> (path, bytes written so far) of a file being put
 
 
 def send(obj):
@@ -78,6 +90,10 @@ class Kernel:
         self.start()
 
     def start(self):
+        cache = os.environ.get("MPLCONFIGDIR")
+        if cache and os.path.isdir("/opt/assistd/mpl"):
+            with contextlib.suppress(OSError):
+                shutil.copytree("/opt/assistd/mpl", cache, dirs_exist_ok=True)
         self.km = KernelManager(transport="ipc", ip=os.path.join("/tmp", "kernel"))
         self.km.start_kernel(
             cwd=DATA,
@@ -115,8 +131,11 @@ class Kernel:
             pass
 
     def restart(self):
+        """A new kernel, on an emptied /tmp: what the old one left there (a full /tmp
+        included) must not keep the new one from starting or working."""
         self.stop()
         kill_strays()
+        clear_tmp()
         self.start()
 
     def pid(self):
@@ -124,6 +143,22 @@ class Kernel:
             return self.km.provisioner.pid  # jupyter_client >= 7
         except AttributeError:
             return self.km.kernel.pid
+
+
+def clear_tmp():
+    for entry in os.listdir("/tmp"):
+        path = os.path.join("/tmp", entry)
+        with contextlib.suppress(OSError):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+
+def disk(path):
+    """(free bytes, size in bytes) of the file system holding ``path``."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
 
 def strays(keep=()):
@@ -160,26 +195,30 @@ def snapshot():
     return seen
 
 
-def changed_files(before):
-    out, budget = [], MAX_FILES_BYTES
+def changed_files(before, max_file, max_files):
+    """The files the code created or changed, each with its size or why it is skipped
+    (over the per-file cap, or over what is left of the execution's budget)."""
+    out, budget = [], max_files
     for path, (size, mtime) in sorted(snapshot().items()):
         if before.get(path) == (size, mtime):
             continue
         entry = {"path": path, "size": size}
-        if size > MAX_FILE_BYTES or size > budget:
-            entry["skipped"] = "too large"
+        if size > max_file:
+            entry["skipped"] = f"{size} bytes, over the {max_file}-byte limit per file"
+        elif size > budget:
+            entry["skipped"] = (
+                f"{size} bytes, over what is left ({budget} bytes) of the {max_files}-byte "
+                "limit for all files of one execution"
+            )
         else:
-            try:
-                with open(path, "rb") as fh:
-                    entry["data"] = base64.b64encode(fh.read()).decode()
-                budget -= size
-            except OSError as exc:
-                entry["skipped"] = str(exc)
+            budget -= size
         out.append(entry)
     return out
 
 
-def execute(kernel, code, timeout):
+def execute(kernel, code, timeout, max_file=MAX_FILE_BYTES, max_files=MAX_FILES_BYTES):
+    if not kernel.km.is_alive():
+        kernel.restart()
     before = snapshot()
     started = time.time()
     logs, images = [], []
@@ -214,7 +253,10 @@ def execute(kernel, code, timeout):
         elif kind in ("execute_result", "display_data"):
             data = content.get("data", {})
             if "image/png" in data:
-                images.append(data["image/png"])
+                if sum(map(len, images)) + len(data["image/png"]) <= MAX_IMAGES_CHARS:
+                    images.append(data["image/png"])
+                else:
+                    logs.append("[an image was not returned: the images are over the limit]\n")
             elif "text/plain" in data:
                 logs.append(data["text/plain"] + "\n")
         elif kind == "error":
@@ -231,6 +273,8 @@ def execute(kernel, code, timeout):
     if timed_out and not restarted and error is None:
         # Killed strays may have ended the code before the interrupt landed.
         error = {"name": "TimeoutError", "value": "interrupted"}
+    data_free, data_size = disk(DATA)
+    tmp_free, tmp_size = disk("/tmp")
     return {
         "ok": True,
         "logs": text,
@@ -239,32 +283,76 @@ def execute(kernel, code, timeout):
         "timed_out": timed_out,
         "restarted": restarted,
         "kernel_died": died,
-        "files": changed_files(before),
+        "files": changed_files(before, max_file, max_files),
+        "data_free": data_free,
+        "data_size": data_size,
+        "tmp_free": tmp_free,
+        "tmp_size": tmp_size,
         "ms": round((time.time() - started) * 1000, 1),
     }
 
 
+def refusal(exc):
+    """The answer to a request the sandbox cannot carry out (the session stays usable)."""
+    code = errno.errorcode.get(exc.errno, "") if isinstance(exc, OSError) else ""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return {"ok": False, "error": text, "errno": code}
+
+
 def put(request):
+    """Write one chunk of an input file; the first chunk (offset 0) starts it afresh."""
+    file_id, data = request["file_id"], base64.b64decode(request["data"])
     path = os.path.normpath(request["path"])
     if not path.startswith(DATA + "/"):
         return {"ok": False, "error": "path outside " + DATA}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(base64.b64decode(request["data"]))
-    uploaded[request["file_id"]] = path
+    offset = int(request.get("offset", 0))
+    if offset == 0:
+        uploaded.pop(file_id, None)
+        receiving[file_id] = (path, 0)
+    elif receiving.get(file_id) != (path, offset):
+        return {"ok": False, "error": f"chunk at {offset} out of order"}
+    try:
+        if offset == 0:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "r+b" if offset else "wb") as fh:
+            fh.seek(offset)
+            fh.write(data)
+    except OSError as exc:
+        receiving.pop(file_id, None)
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # half a file is worse than none
+        return refusal(exc)
+    receiving[file_id] = (path, offset + len(data))
+    if request.get("last"):
+        del receiving[file_id]
+        uploaded[file_id] = path
     return {"ok": True, "path": path}
+
+
+def get(request):
+    """A chunk of a file under /mnt/data (``eof`` once the end is reached)."""
+    path = os.path.normpath(request["path"])
+    if not path.startswith(DATA + "/"):
+        return {"ok": False, "error": "path outside " + DATA}
+    size = max(0, min(int(request.get("size", MAX_GET_BYTES)), MAX_GET_BYTES))
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(int(request.get("offset", 0)))
+            data = fh.read(size)
+    except OSError as exc:
+        return refusal(exc)
+    return {"ok": True, "data": base64.b64encode(data).decode(), "eof": len(data) < size}
 
 
 def main():
     t0 = time.time()
-    cache = os.environ.get("MPLCONFIGDIR")
-    if cache and os.path.isdir("/opt/assistd/mpl"):
-        shutil.copytree("/opt/assistd/mpl", cache, dirs_exist_ok=True)
     kernel = Kernel()
     send({"ready": True, "kernel_start_ms": round((time.time() - t0) * 1000, 1)})
-    buffered = b""
+    buffered, searched = bytearray(), 0
     while True:
-        if b"\n" not in buffered:
+        end = buffered.find(b"\n", searched)
+        if end < 0:
+            searched = len(buffered)
             ready, _, _ = select.select([_proto_in], [], [], IDLE_SECONDS)
             if not ready:
                 break  # idle for too long: the container ends and is removed
@@ -273,7 +361,9 @@ def main():
                 break
             buffered += chunk
             continue
-        line, buffered = buffered.split(b"\n", 1)
+        line = bytes(buffered[:end])
+        del buffered[: end + 1]
+        searched = 0
         if not line.strip():
             continue
         request = {}
@@ -281,9 +371,21 @@ def main():
             request = json.loads(line)
             op = request.get("op")
             if op == "exec":
-                reply = execute(kernel, request["code"], float(request.get("timeout", 60)))
+                try:
+                    reply = execute(
+                        kernel,
+                        request["code"],
+                        float(request.get("timeout", 60)),
+                        int(request.get("max_file_bytes", MAX_FILE_BYTES)),
+                        int(request.get("max_files_bytes", MAX_FILES_BYTES)),
+                    )
+                except Exception as exc:
+                    # No kernel could be started: this sandbox cannot run code any more.
+                    reply = {"ok": False, "fatal": True, "error": f"{type(exc).__name__}: {exc}"}
             elif op == "put":
                 reply = put(request)
+            elif op == "get":
+                reply = get(request)
             elif op == "state":
                 reply = {"ok": True, "files": uploaded}
             elif op == "ping":

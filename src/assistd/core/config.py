@@ -143,6 +143,11 @@ class EmbeddingSettings(BaseModel):
     dimensions: int | None = None
     """Needed for ``openai:`` models not in the built-in table."""
 
+    max_file_bytes: int = 64 * 1024 * 1024
+    """Largest file one execution brings back from /mnt/data (larger ones are listed as
+    skipped, with the reason)."""
+    max_files_bytes: int = 128 * 1024 * 1024
+    """All files one execution brings back, together."""
     @property
     def dimension(self) -> int:
         """The vector size of ``model``."""

@@ -472,7 +472,7 @@ class RunExecutor:
         if sandbox is None:
             raise BackendError("server_error", "code_interpreter is not available on this server.")
         files = [
-            InputFile(f.file_id, f.path, functools.partial(self.deps.storage.read, f.storage_key))
+            InputFile(f.file_id, f.path, functools.partial(self.deps.storage.stream, f.storage_key))
             for f in ctx.sandbox_files
         ]
         limit = self.deps.settings.sandbox.max_output_chars

@@ -6,7 +6,6 @@ import base64
 import functools
 import json
 import mimetypes
-import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from assistd.core.db import execute_alone
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
 from assistd.models import Assistant, File, Message, Run, RunStep, Thread, VectorStore
+from assistd.sandbox.paths import data_path
 from assistd.models.rows import columns_of, loaded
 
 IMAGE_TYPES = {
@@ -256,14 +256,7 @@ async def _sandbox_files(
         row = rows.get(file_id)
         if row is None:
             continue  # deleted since it was attached
-        name = posixpath.basename(row.filename.replace("\\", "/")) or file_id
-        if name in (".", "..") or name.startswith("."):
-            name = file_id + name
-        if name in taken:
-            stem, dot, ext = name.rpartition(".")
-            name = f"{stem}-{file_id}.{ext}" if dot and stem else f"{name}-{file_id}"
-        taken.add(name)
-        out.append(SandboxFile(file_id, f"/mnt/data/{name}", row.storage_key))
+        out.append(SandboxFile(file_id, data_path(row.filename, file_id, taken), row.storage_key))
     return out
 
 

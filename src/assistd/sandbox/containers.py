@@ -2,23 +2,32 @@
 
 Each container runs the image's driver (``sandbox-image/driver.py``): an IPython kernel that
 answers one JSON line per JSON line on the container's attached stdin/stdout. Containers have
-no network, so attaching is the only way in. A request attaches, writes its line, reads the
-answer and detaches; the container's stdin stays open between attachments, so any worker
-process sharing the engine can talk to any session.
+no network, so attaching is the only way in. A ``Connection`` attaches, exchanges requests
+and answers in turn, and detaches; the container's stdin stays open between attachments, so
+any worker process sharing the engine can talk to any session.
+
+Every attach connection is shut down when its user is done with it, not when the garbage
+collector gets to it: the engine copies the container's output to every attached stream, and
+one stale stream that nobody reads blocks the container's output once its buffers are full.
 
 Names carry the state, so that every process sharing the engine agrees on it: a thread's
 session is ``assistd-sbx-<thread id>`` (the engine refuses a second container of that name),
-a warm container is ``assistd-pool-<random>`` until a thread claims it by renaming it.
+a warm container is ``assistd-pool-<random>`` until a thread claims it by renaming it. The
+owner label names the process that started a container, so that the next process of the
+same instance on this host can remove what a killed one left behind.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
+import os
 import secrets
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -31,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LABEL = "io.assistd.sandbox"
 INSTANCE_LABEL = "io.assistd.instance"
+OWNER_LABEL = "io.assistd.owner"
 SESSION_PREFIX = "assistd-sbx-"
 POOL_PREFIX = "assistd-pool-"
 SANDBOX_UID = "1000:1000"
@@ -53,6 +63,47 @@ def session_name(thread_id: str) -> str:
     return SESSION_PREFIX + thread_id
 
 
+# ---- owners ---------------------------------------------------------------------------------
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "-"
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), None if there is no such
+    process: with the pid it names one process, even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def owner_of(pid: int) -> str:
+    """The owner label of containers started by process ``pid`` of this host."""
+    return f"{socket.gethostname()}/{_boot_id()}/{pid}/{process_start(pid) or '-'}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` names a process of this host (and boot) that no longer runs;
+    owners on other hosts (or in other containers) are never taken for dead."""
+    parts = owner.split("/")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[2].isdigit():
+        return False
+    host_boot, pid, started = parts[1], int(parts[2]), parts[3]
+    if host_boot != _boot_id():
+        return True  # the host rebooted since: every process of that boot is gone
+    return process_start(pid) != started
+
+
+# ---- attach connections ---------------------------------------------------------------------
+
+
 def _raw(sock: Any) -> socket.socket | None:
     """The plain socket under what ``attach_socket`` returns (to set timeouts)."""
     for candidate in (sock, getattr(sock, "_sock", None)):
@@ -61,28 +112,119 @@ def _raw(sock: Any) -> socket.socket | None:
     return None
 
 
-class _Attached:
-    """An attach socket and the client it came from (closed together)."""
+class Connection:
+    """An attach connection to one container's driver: requests and answers in turn."""
 
     def __init__(self, sock: Any, api: docker.APIClient, response: Any) -> None:
         self.sock = sock
         self.api = api
         self.response = response
         """Held so that collecting it cannot close the socket while it is in use."""
+        self.raw = _raw(sock)
+        self._buffer = bytearray()
+        self._stdout = bytearray()
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.sock.close()
-        with contextlib.suppress(Exception):
-            self.api.close()
+        """End the attachment now: the engine sees it go at once, whatever still holds a
+        reference to the socket or the HTTP response."""
+        if self.raw is not None:
+            with contextlib.suppress(OSError):
+                self.raw.shutdown(socket.SHUT_RDWR)
+        closers = [self.sock.close, self.response.close, self.api.close]
+        if self.raw is not None:
+            closers.append(self.raw.close)
+        for close in closers:
+            with contextlib.suppress(Exception):
+                close()
+
+    def _recv(self, n: int) -> bytes:
+        chunk: bytes = self.raw.recv(n) if self.raw is not None else self.sock.read(n)
+        if not chunk:
+            raise SandboxGone("the sandbox stopped")
+        return chunk
+
+    def _frame(self, deadline: float) -> None:
+        """Move one whole frame (the engine's 8-byte header, then the payload) off the
+        socket; a stdout payload goes to the line buffer (2 would be stderr)."""
+        while True:
+            if len(self._buffer) >= 8:
+                size = int.from_bytes(self._buffer[4:8], "big")
+                if len(self._buffer) >= 8 + size:
+                    if self._buffer[0] == 1:
+                        self._stdout += self._buffer[8 : 8 + size]
+                    del self._buffer[: 8 + size]
+                    return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the sandbox did not answer in time")
+            if self.raw is not None:
+                self.raw.settimeout(left)
+            try:
+                self._buffer += self._recv(256 * 1024)
+            except TimeoutError as exc:
+                raise TimeoutError("the sandbox did not answer in time") from exc
+            except OSError as exc:
+                raise SandboxGone(f"the sandbox stopped ({exc})") from exc
+
+    def read_line(self, timeout: float) -> dict[str, Any]:
+        """The next JSON line the driver wrote."""
+        deadline = time.monotonic() + timeout
+        searched = 0
+        while (end := self._stdout.find(b"\n", searched)) < 0:
+            searched = len(self._stdout)
+            self._frame(deadline)
+        line = bytes(self._stdout[:end])
+        del self._stdout[: end + 1]
+        try:
+            answer: dict[str, Any] = json.loads(line)
+        except ValueError as exc:
+            raise SandboxGone(f"unreadable answer from the sandbox: {line[:200]!r}") from exc
+        return answer
+
+    def send(self, line: bytes, timeout: float) -> None:
+        try:
+            if self.raw is not None:
+                self.raw.settimeout(timeout)
+                self.raw.sendall(line)
+            else:
+                self.sock.write(line)
+        except TimeoutError as exc:
+            raise TimeoutError("the sandbox did not take the request in time") from exc
+        except OSError as exc:
+            raise SandboxGone(f"the sandbox stopped ({exc})") from exc
+
+    def call(
+        self, payload: dict[str, Any], timeout: float, data: bytes | None = None
+    ) -> dict[str, Any]:
+        """Send one request (``data`` goes in its ``data`` field, base64-encoded) and return
+        its answer; answers to other requests, left by an earlier attachment, are skipped."""
+        request_id = secrets.token_hex(6)
+        deadline = time.monotonic() + timeout
+        line = json.dumps({**payload, "id": request_id}).encode()
+        if data is not None:
+            # Spliced in as bytes: a chunk is copied twice on its way out, not five times.
+            line = b"".join((line[:-1], b', "data": "', base64.b64encode(data), b'"}'))
+        self.send(line + b"\n", timeout)
+        del line
+        while True:
+            answer = self.read_line(max(0.0, deadline - time.monotonic()))
+            if answer.get("id") == request_id:
+                return answer
 
 
 class Containers:
     """Create, talk to and remove sandbox containers."""
 
-    def __init__(self, settings: SandboxSettings, client: docker.DockerClient | None = None):
+    def __init__(
+        self,
+        settings: SandboxSettings,
+        client: docker.DockerClient | None = None,
+        owner: str | None = None,
+    ):
         self.settings = settings
         self._client = client
+        self.owner = owner or owner_of(os.getpid())
+        """The owner label of the containers this process starts."""
 
     @property
     def client(self) -> docker.DockerClient:
@@ -123,12 +265,13 @@ class Containers:
     def start(self, name: str, role: str) -> str:
         """Create and start a container, wait for its kernel; return the container id."""
         api = self.client.api
+        labels = {LABEL: role, INSTANCE_LABEL: self.settings.instance, OWNER_LABEL: self.owner}
         for attempt in range(50):
             try:
                 created = api.create_container(
                     self.settings.image,
                     name=name,
-                    labels={LABEL: role, INSTANCE_LABEL: self.settings.instance},
+                    labels=labels,
                     user=SANDBOX_UID,
                     stdin_open=True,
                     detach=True,  # else the SDK sets StdinOnce: one detach would end stdin
@@ -153,12 +296,12 @@ class Containers:
         container_id: str = created["Id"]
         try:
             # Attach before starting, so the driver's first line (its kernel is ready) is seen.
-            sock = self._attach(container_id)
+            connection = self._attach(container_id)
             try:
                 api.start(container_id)
-                ready = self._read_line(sock, self.settings.start_timeout_seconds)
+                ready = connection.read_line(self.settings.start_timeout_seconds)
             finally:
-                sock.close()
+                connection.close()
             if not ready.get("ready"):
                 raise SandboxGone(f"sandbox did not start: {ready}")
         except BaseException:
@@ -204,6 +347,20 @@ class Containers:
             if exc.status_code != 409:  # removal already in progress
                 log.warning("removing sandbox %s: %s", container_id[:12], exc)
 
+    def remove_orphans(self) -> list[str]:
+        """Remove this instance's containers whose owner (a process of this host) is dead;
+        return their names. Containers of live processes and of other hosts stay."""
+        found = self.client.api.containers(
+            all=True, filters={"label": [LABEL, f"{INSTANCE_LABEL}={self.settings.instance}"]}
+        )
+        removed: list[str] = []
+        for container in found:
+            owner = (container.get("Labels") or {}).get(OWNER_LABEL)
+            if owner and owner_is_dead(owner):
+                self.remove(container["Id"])
+                removed.append(container["Names"][0].lstrip("/"))
+        return removed
+
     def list(self) -> list[tuple[str, str]]:
         """(id, name) of every sandbox container on the engine, any state."""
         found = self.client.api.containers(all=True, filters={"label": LABEL})
@@ -214,7 +371,7 @@ class Containers:
 
     # ---- requests -------------------------------------------------------------------------
 
-    def _attach(self, container_id: str) -> Any:
+    def _attach(self, container_id: str) -> Connection:
         """An attached stdin/stdout socket, on a connection of its own: an attach takes
         over its HTTP connection, which must never go back to the shared client's pool."""
         api = docker.APIClient(
@@ -237,71 +394,30 @@ class Containers:
         except docker.errors.APIError as exc:
             api.close()
             raise SandboxGone(f"cannot attach to the sandbox: {exc}") from exc
-        return _Attached(sock, api, response)
+        return Connection(sock, api, response)
 
-    @staticmethod
-    def _recv_exact(attached: _Attached, n: int) -> bytes:
-        sock = attached.sock
-        raw = _raw(sock)
-        data = bytearray()
-        while len(data) < n:
-            chunk = raw.recv(n - len(data)) if raw is not None else sock.read(n - len(data))
-            if not chunk:
-                raise SandboxGone("the sandbox stopped")
-            data += chunk
-        return bytes(data)
-
-    def _read_line(self, sock: _Attached, timeout: float) -> dict[str, Any]:
-        """Read stdout frames (the engine's 8-byte headers) up to the first newline."""
-        raw = _raw(sock.sock)
-        deadline = time.monotonic() + timeout
-        data = bytearray()
-        while b"\n" not in data:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the sandbox did not answer in time")
-            if raw is not None:
-                raw.settimeout(left)
-            try:
-                header = self._recv_exact(sock, 8)
-                size = int.from_bytes(header[4:8], "big")
-                payload = self._recv_exact(sock, size)
-            except TimeoutError as exc:
-                raise TimeoutError("the sandbox did not answer in time") from exc
-            except OSError as exc:
-                raise SandboxGone(f"the sandbox stopped ({exc})") from exc
-            if header[0] == 1:  # stdout (2 would be stderr)
-                data += payload
-        line = bytes(data).split(b"\n", 1)[0]
-        try:
-            answer: dict[str, Any] = json.loads(line)
-        except ValueError as exc:
-            raise SandboxGone(f"unreadable answer from the sandbox: {line[:200]!r}") from exc
-        return answer
-
-    def request(self, container_id: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send one request to the container's driver and return its answer."""
-        sock = self._attach(container_id)
+    def connect(self, container_id: str) -> Connection:
+        """Attach to a running container (``SandboxMissing`` when it is not running)."""
+        connection = self._attach(container_id)
         try:
             # Attaching to a stopped container succeeds but its stream never ends: check it
             # runs now (a stop after this check ends the attached stream).
             try:
-                running = bool(self.client.api.inspect_container(container_id)["State"]["Running"])
+                state = self.client.api.inspect_container(container_id)["State"]
+                running = bool(state["Running"])
             except docker.errors.NotFound:
                 running = False
             if not running:
                 raise SandboxMissing("the sandbox container has stopped")
-            raw = _raw(sock.sock)
-            if raw is not None:
-                raw.settimeout(timeout)
-            line = json.dumps(payload).encode() + b"\n"
-            try:
-                if raw is not None:
-                    raw.sendall(line)
-                else:
-                    sock.sock.write(line)
-            except OSError as exc:
-                raise SandboxGone(f"the sandbox stopped ({exc})") from exc
-            return self._read_line(sock, timeout)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def request(self, container_id: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request to the container's driver and return its answer."""
+        connection = self.connect(container_id)
+        try:
+            return connection.call(payload, timeout)
         finally:
-            sock.close()
+            connection.close()

@@ -3,7 +3,13 @@
 A thread's first code_interpreter call takes a pre-started container from the warm pool (or
 starts one) and names it after the thread; later calls, from any worker process, find it by
 that name. The driver in the container removes it after ``idle_seconds`` without a request;
-``close()`` removes the containers this process started or claimed.
+``close()`` removes the containers this process started or claimed, and ``start()`` those
+that a killed process of the same instance left behind.
+
+Files move in bounded chunks over one attach connection per execution: inputs are streamed
+from storage, outputs read back chunk by chunk within a per-execution budget. A request the
+sandbox refuses (a bad name, a full disk) is reported to the model; only a sandbox that
+stops or hangs is replaced.
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from assistd.core import metrics
 from assistd.core.config import SandboxSettings
 from assistd.sandbox.containers import (
+    Connection,
     Containers,
     SandboxGone,
     SandboxMissing,
@@ -30,6 +37,18 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 30.0
 """How long the pool waits after failing to start a container."""
+CHUNK = 1024 * 1024
+"""Bytes of a file per request to the sandbox (base64 makes the line a third larger)."""
+FULL_BYTES = 1024 * 1024
+"""Less free space than this on /mnt/data or /tmp is reported to the model as full."""
+
+
+class SandboxRefused(Exception):
+    """The sandbox answered but could not do what was asked (it is still usable)."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(str(answer.get("error") or "the sandbox refused the request"))
+        self.errno = str(answer.get("errno") or "")
 
 
 @dataclass
@@ -38,7 +57,8 @@ class InputFile:
 
     file_id: str
     path: str
-    read: Callable[[], Awaitable[bytes]]
+    chunks: Callable[[], AsyncIterator[bytes]]
+    """Its bytes, streamed (a large file is never held whole)."""
 
 
 @dataclass
@@ -85,6 +105,20 @@ class SandboxManager:
         self._closed = False
 
     # ---- process lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """At a worker's start: remove the sandboxes that dead processes of this instance
+        on this host left behind (a kill -9 skips ``close()``), then fill the pool."""
+        try:
+            removed = await asyncio.to_thread(self.containers.remove_orphans)
+        except SandboxUnavailable as exc:
+            log.warning("sandbox cleanup skipped: %s", exc)
+        except Exception:
+            log.warning("sandbox cleanup failed", exc_info=True)
+        else:
+            if removed:
+                log.info("removed %d sandboxes of stopped processes: %s", len(removed), removed)
+        self.start_pool()
 
     def start_pool(self) -> None:
         """Keep ``pool_size`` warm containers ready in the background."""
@@ -185,29 +219,112 @@ class SandboxManager:
         self._known[thread_id] = container_id
         return container_id
 
-    async def _request(
-        self, container_id: str, payload: dict[str, Any], deadline: float
+    async def _call(
+        self,
+        connection: Connection,
+        payload: dict[str, Any],
+        deadline: float,
+        data: bytes | None = None,
     ) -> dict[str, Any]:
         """One request; ``deadline`` is how long to wait for the answer (in the thread)."""
-        answer = await asyncio.to_thread(self.containers.request, container_id, payload, deadline)
+        answer = await asyncio.to_thread(connection.call, payload, deadline, data)
         if not answer.get("ok", False):
-            raise SandboxGone(str(answer.get("error", "the sandbox refused the request")))
+            if answer.get("fatal"):
+                raise SandboxGone(str(answer.get("error")))
+            raise SandboxRefused(answer)
         return answer
 
-    async def _sync_files(self, container_id: str, files: list[InputFile]) -> None:
+    async def _put(self, connection: Connection, f: InputFile) -> None:
+        """Stream one input file into place, at most ``CHUNK`` bytes per request (one chunk
+        is held back to learn which one is the last)."""
+        offset = 0
+        held: bytes | None = None
+        source = f.chunks()
+        try:
+            async for piece in source:
+                for start in range(0, len(piece), CHUNK):
+                    if held is not None:
+                        await self._put_chunk(connection, f, offset, held, last=False)
+                        offset += len(held)
+                    held = piece[start : start + CHUNK] if len(piece) > CHUNK else piece
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await self._put_chunk(connection, f, offset, held or b"", last=True)
+
+    async def _put_chunk(
+        self, connection: Connection, f: InputFile, offset: int, data: bytes, *, last: bool
+    ) -> None:
+        payload = {"op": "put", "file_id": f.file_id, "path": f.path, "offset": offset}
+        await self._call(connection, {**payload, "last": last}, 60, data)
+
+    async def _sync_files(self, connection: Connection, files: list[InputFile]) -> list[str]:
+        """Place the files not in place yet; say why for each one that cannot be."""
         if not files:
-            return
-        state = await self._request(container_id, {"op": "state"}, 30)
+            return []
+        state = await self._call(connection, {"op": "state"}, 30)
         present: dict[str, str] = state.get("files") or {}
+        notices = []
         for f in files:
             if present.get(f.file_id) == f.path:
                 continue
-            data = base64.b64encode(await f.read()).decode()
-            await self._request(
-                container_id,
-                {"op": "put", "file_id": f.file_id, "path": f.path, "data": data},
-                120,
-            )
+            try:
+                await self._put(connection, f)
+            except SandboxRefused as exc:
+                reason = str(exc)
+                if exc.errno == "ENOSPC":
+                    reason += " (/mnt/data is full: delete files there to make room)"
+                notices.append(f"The file {f.path} could not be placed in /mnt/data: {reason}.")
+        return notices
+
+    async def _fetch(self, connection: Connection, listed: dict[str, Any], left: int) -> OutputFile:
+        """Read back one output file in chunks, never past its listed size or ``left``."""
+        path = str(listed["path"])
+        if listed.get("skipped"):
+            return OutputFile(path, None, str(listed["skipped"]))
+        size = int(listed.get("size") or 0)
+        if size > min(left, self.settings.max_file_bytes):
+            return OutputFile(path, None, f"{size} bytes, over the output limit")
+        data = bytearray()
+        while len(data) < size:
+            try:
+                answer = await self._call(
+                    connection,
+                    {"op": "get", "path": path, "offset": len(data), "size": CHUNK},
+                    60,
+                )
+            except SandboxRefused as exc:
+                return OutputFile(path, None, f"cannot be read: {exc}")
+            data += base64.b64decode(answer.get("data") or "")
+            if answer.get("eof"):
+                break
+        return OutputFile(path, bytes(data[:size]))
+
+    async def _run(self, connection: Connection, code: str, files: list[InputFile]) -> Execution:
+        """Place the files, run the code, bring its output files back."""
+        notices = await self._sync_files(connection, files)
+        settings = self.settings
+        timeout = settings.exec_timeout_seconds
+        answer = await self._call(
+            connection,
+            {
+                "op": "exec",
+                "code": code,
+                "timeout": timeout,
+                "max_file_bytes": settings.max_file_bytes,
+                "max_files_bytes": settings.max_files_bytes,
+            },
+            timeout + 30 + settings.start_timeout_seconds,
+        )
+        result = _execution(answer, settings)
+        left = settings.max_files_bytes
+        for listed in answer.get("files") or []:
+            out = await self._fetch(connection, listed, left)
+            left -= len(out.data or b"")
+            result.files.append(out)
+        result.notices[:0] = notices
+        return result
 
     async def execute(self, thread_id: str, code: str, files: list[InputFile]) -> Execution:
         """Run ``code`` in the thread's session, after placing ``files`` under /mnt/data."""
@@ -216,13 +333,7 @@ class SandboxManager:
             for attempt in range(2):
                 container_id = await self._session(thread_id)
                 try:
-                    await self._sync_files(container_id, files)
-                    timeout = self.settings.exec_timeout_seconds
-                    answer = await self._request(
-                        container_id,
-                        {"op": "exec", "code": code, "timeout": timeout},
-                        timeout + 30 + self.settings.start_timeout_seconds,
-                    )
+                    connection = await asyncio.to_thread(self.containers.connect, container_id)
                 except SandboxMissing:
                     # It idled out (or was removed) since this process last used it: a
                     # new session, as if it were the thread's first call.
@@ -231,12 +342,24 @@ class SandboxManager:
                     if attempt == 0:
                         continue
                     return await self._replace(thread_id, container_id, files, SandboxGone())
+                except SandboxGone as exc:
+                    return await self._replace(thread_id, container_id, files, exc)
+                try:
+                    result = await self._run(connection, code, files)
+                except SandboxRefused as exc:
+                    # The sandbox is fine but could not do this (the session is kept).
+                    return Execution(
+                        error={"name": "SandboxError", "value": str(exc)},
+                        notices=[f"The sandbox could not run this code: {exc}."],
+                    )
                 except (SandboxGone, TimeoutError) as exc:
                     log.warning("sandbox of thread %s lost: %s", thread_id, exc)
                     return await self._replace(thread_id, container_id, files, exc)
+                finally:
+                    await asyncio.to_thread(connection.close)
                 if self._pool_task is None and not self._closed:
                     self.start_pool()
-                return _execution(answer, self.settings)
+                return result
             raise AssertionError("unreachable")
 
     async def _replace(
@@ -258,7 +381,11 @@ class SandboxManager:
         )
         with contextlib.suppress(Exception):
             fresh = await self._session(thread_id)
-            await self._sync_files(fresh, files)
+            connection = await asyncio.to_thread(self.containers.connect, fresh)
+            try:
+                await self._sync_files(connection, files)
+            finally:
+                await asyncio.to_thread(connection.close)
         return Execution(error={"name": "SandboxError", "value": what}, notices=[notice])
 
     async def drop(self, thread_id: str) -> None:
@@ -272,17 +399,10 @@ class SandboxManager:
 
 
 def _execution(answer: dict[str, Any], settings: SandboxSettings) -> Execution:
+    """The execution an ``exec`` answer describes (its files are read back after)."""
     result = Execution(
         logs=str(answer.get("logs") or ""),
         images=[base64.b64decode(i) for i in answer.get("images") or []],
-        files=[
-            OutputFile(
-                path=str(f["path"]),
-                data=base64.b64decode(f["data"]) if "data" in f else None,
-                skipped=f.get("skipped"),
-            )
-            for f in answer.get("files") or []
-        ],
         error=answer.get("error"),
         timed_out=bool(answer.get("timed_out")),
     )
@@ -290,19 +410,29 @@ def _execution(answer: dict[str, Any], settings: SandboxSettings) -> Execution:
     if answer.get("kernel_died"):
         result.notices.append(
             "The Python kernel died while running this code (it may have run out of memory; "
-            f"the sandbox has {settings.memory} of memory). It was restarted: variables and "
-            "imports are gone, files in /mnt/data are kept."
+            f"the sandbox has {settings.memory} of memory). It was restarted: variables, "
+            "imports and files in /tmp are gone, files in /mnt/data are kept."
         )
         result.error = result.error or {"name": "KernelDied", "value": "the kernel died"}
     elif answer.get("restarted"):
         result.notices.append(
             f"The code ran longer than the {limit} s time limit and did not stop when "
-            "interrupted, so the Python kernel was restarted: variables and imports are gone, "
-            "files in /mnt/data are kept."
+            "interrupted, so the Python kernel was restarted: variables, imports and files "
+            "in /tmp are gone, files in /mnt/data are kept."
         )
     elif result.timed_out:
         result.notices.append(
             f"The code ran longer than the {limit} s time limit and was interrupted. The "
             "session is still running with its variables."
         )
+    for mount, free_key, size_key in (
+        ("/mnt/data", "data_free", "data_size"),
+        ("/tmp", "tmp_free", "tmp_size"),
+    ):
+        free, size = answer.get(free_key), answer.get(size_key)
+        if isinstance(free, int) and isinstance(size, int) and free < FULL_BYTES:
+            result.notices.append(
+                f"{mount} is full ({free} of {size} bytes free): writing there fails until "
+                "files are deleted."
+            )
     return result

@@ -148,7 +148,7 @@ class Worker:
         # Load the tokenizer before the first run needs it (about a second, off the loop).
         await asyncio.to_thread(tokens.encoding)
         if self.deps.sandbox is not None:
-            self.deps.sandbox.start_pool()
+            await self.deps.sandbox.start()
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._maintenance_loop(), name="worker-maintenance"),
