@@ -261,7 +261,8 @@ def sandbox_build(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Rebuild an existing image.")] = False,
 ) -> None:
-    """Build the sandbox image (skipped when it exists), showing the build's progress."""
+    """Build the sandbox image (skipped when it is built from this sandbox-image/), showing
+    the build's progress."""
     from assistd.sandbox.build import build
     from assistd.sandbox.containers import SandboxUnavailable
 
