@@ -72,8 +72,8 @@ function image(fileId, alt) {
   return img;
 }
 
-function download(fileId, label) {
-  const link = h("a", { class: "download", download: label.split("/").pop(), "data-file-id": fileId, "aria-busy": "true" }, `⬇ ${label}`);
+function download(fileId, label, filename = label) {
+  const link = h("a", { class: "download", download: filename.split("/").pop(), "data-file-id": fileId, "aria-busy": "true" }, `⬇ ${label}`);
   fileUrl(fileId).then((u) => {
     link.href = u;
     link.removeAttribute("aria-busy");
@@ -92,7 +92,17 @@ function richText(text) {
   let n = 0;
   for (const note of notes) {
     if (note.start_index < at) continue;
-    body.append(value.slice(at, note.start_index));
+    let before = value.slice(at, note.start_index);
+    // A markdown link around a sandbox path ([label](sandbox:/mnt/data/x)) becomes one link.
+    const label = note.type === "file_path" && value[note.end_index] === ")" ? before.match(/\[([^\]]*)\]\($/) : null;
+    if (label) before = before.slice(0, label.index);
+    body.append(before);
+    if (label) {
+      const path = note.text.replace(/^sandbox:/, "");
+      body.append(download(note.file_path.file_id, label[1] || path, path));
+      at = note.end_index + 1;
+      continue;
+    }
     if (note.type === "file_citation") {
       n += 1;
       body.append(h("sup", { class: "cite" }, `[${n}]`));
