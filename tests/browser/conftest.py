@@ -91,7 +91,12 @@ class Watched:
         assert foreign == [], foreign
 
     def screenshot(self, name: str) -> Path:
-        """Save the page as ``screenshots/<name>.png``."""
+        """Save the page as ``screenshots/<name>.png``, after checking that nothing sticks
+        out sideways (the page must fit a 390 px phone without horizontal scrolling)."""
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        viewport = self.page.viewport_size
+        assert viewport is not None
+        assert width <= viewport["width"], (name, width)
         SCREENSHOTS.mkdir(exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=False)
