@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -195,7 +196,17 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    app.add_middleware(RequestMiddleware)
+    limits = settings.limits
+    app.add_middleware(
+        RequestMiddleware,
+        authenticate=require_project,
+        api_prefixes=("/v1/", "/openai/"),
+        max_body_bytes=limits.max_body_bytes,
+        # Multipart uploads stream to disk. Their routers hold them to their exact limits;
+        # this stops a chunked one that streams on past them (framing gets generous room).
+        uploads=re.compile(r"/(?:v1|openai)/(?:files|uploads/[^/]+/parts)"),
+        max_upload_bytes=max(limits.max_upload_bytes, limits.max_upload_part_bytes) + 1024 * 1024,
+    )
     app.include_router(api_router(), prefix="/v1")
     # The same routers in the Azure OpenAI shape, for AzureOpenAI(azure_endpoint=...).
     app.include_router(api_router(), prefix="/openai", dependencies=[Depends(_check_api_version)])

@@ -31,6 +31,9 @@ class LimitSettings(BaseModel):
     """Request limits."""
 
     max_upload_bytes: int = 512 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Any other request body (JSON): refused with 413 from its ``Content-Length``, or once a
+    chunked one has streamed past it. Fits a thread of 32 messages at their length limit."""
     max_upload_part_bytes: int = 64 * 1024 * 1024
     """One part of an ``/uploads`` upload (OpenAI's limit)."""
     max_chunked_upload_bytes: int = 8 * 1024 * 1024 * 1024

@@ -644,7 +644,7 @@ class RunExecutor:
         if run.max_prompt_tokens is not None:
             prompt_left = run.max_prompt_tokens - used_prompt - self._prompt_tokens_used
             budget = min(budget, prompt_left)
-        messages, prompt_tokens = prompt.fit(
+        messages, prompt_tokens = await prompt.fit(
             prompt.system_message(ctx, self.deps.settings.sandbox.exec_timeout_seconds),
             prompt.history_messages(ctx),
             prompt.run_messages(ctx),

@@ -365,7 +365,7 @@ def history_messages(ctx: RunContext) -> list[dict[str, Any]]:
     return out
 
 
-def fit(
+async def fit(
     head: list[dict[str, Any]],
     history: list[dict[str, Any]],
     tail: list[dict[str, Any]],
@@ -376,8 +376,9 @@ def fit(
     """Assemble the prompt, dropping the oldest history while it exceeds ``budget`` (with
     ``drop_oldest``, the ``auto`` truncation strategy). The newest history message is always
     kept. Returns the messages and their token count."""
-    costs = [tokens.count_message(m) for m in history]
-    fixed = sum(tokens.count_message(m) for m in head + tail)
+    counted = await tokens.count_messages(history + head + tail)
+    costs = counted[: len(history)]
+    fixed = sum(counted[len(history) :])
     total = fixed + sum(costs)
     start = 0
     if drop_oldest and budget is not None:

@@ -7,6 +7,7 @@ own cache from it (checking the sha256 tiktoken expects) and tiktoken never goes
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import os
@@ -54,9 +55,31 @@ def encoding(name: str = "o200k_base") -> tiktoken.Encoding:
         return tiktoken.get_encoding(name)
 
 
+WINDOW = 16_384
+"""Longer texts are counted a window at a time, each cut before whitespace where it has some:
+BPE's cost grows faster than the length of one piece (a long run of one letter), and tiktoken
+fails outright on a whitespace run of some hundred thousand characters."""
+
+INLINE_CHARS = 16_384
+"""Messages with more text than this are counted in a worker thread, off the event loop."""
+
+
 def count_text(text: str) -> int:
     """Tokens in ``text`` (o200k_base, the GPT-4o family encoding)."""
-    return len(encoding().encode(text, disallowed_special=()))
+    enc = encoding()
+    if len(text) <= WINDOW:
+        return len(enc.encode(text, disallowed_special=()))
+    total = 0
+    start, end = 0, len(text)
+    while start < end:
+        stop = start + WINDOW
+        if stop < end:
+            half = start + WINDOW // 2
+            cut = max(text.rfind(" ", half, stop), text.rfind("\n", half, stop))
+            stop = cut if cut > start else stop
+        total += len(enc.encode(text[start:stop], disallowed_special=()))
+        start = stop
+    return total
 
 
 IMAGE_TOKENS = 765
@@ -79,6 +102,24 @@ def count_message(message: dict[str, Any]) -> int:
         fn = call.get("function", {})
         total += count_text(fn.get("name", "")) + count_text(fn.get("arguments", "")) + 3
     return total
+
+
+def _chars(message: dict[str, Any]) -> int:
+    content = message.get("content")
+    size = len(content) if isinstance(content, str) else 0
+    if isinstance(content, list):
+        size += sum(len(part.get("text", "")) for part in content if part.get("type") == "text")
+    for call in message.get("tool_calls") or []:
+        size += len(call.get("function", {}).get("arguments", ""))
+    return size
+
+
+async def count_messages(messages: list[dict[str, Any]]) -> list[int]:
+    """What each of ``messages`` costs (:func:`count_message`); counted in a worker thread
+    when they hold much text, so a long prompt never stalls the event loop."""
+    if sum(_chars(m) for m in messages) <= INLINE_CHARS:
+        return [count_message(m) for m in messages]
+    return await asyncio.to_thread(lambda: [count_message(m) for m in messages])
 
 
 def context_window(model: str) -> int:

@@ -10,12 +10,17 @@ from assistd.core.schemas import Metadata, RequestModel, WireModel
 
 Detail = Literal["auto", "low", "high"]
 
+MAX_TEXT_CHARS = 256_000
+"""OpenAI's limit on a message's text (a string content, or each text part)."""
+
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
 
 class TextPart(RequestModel):
     """``{"type": "text", "text": "..."}`` (a plain string in requests)."""
 
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ImageFileRef(RequestModel):
@@ -66,7 +71,7 @@ class MessageCreate(RequestModel):
     """Body of ``POST /threads/{id}/messages`` (and items of ``thread.messages``)."""
 
     role: Literal["user", "assistant"]
-    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    content: Text | Annotated[list[ContentPart], Field(min_length=1)]
     attachments: list[Attachment] | None = None
     metadata: Metadata = None
 

@@ -71,6 +71,10 @@ def _bearer(request: Request) -> str:
 
 async def require_project(request: Request) -> str:
     """Resolve the bearer key to its project id (401 when missing or wrong)."""
+    # The request middleware resolved it already, before the body was read.
+    known: str | None = getattr(request.state, "project_id", None)
+    if known is not None:
+        return known
     raw = _bearer(request)
     cache: KeyCache = request.app.state.key_cache
     digest = service.hash_key(raw)

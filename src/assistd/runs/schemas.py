@@ -56,13 +56,20 @@ ToolChoice = (
 
 TokenCap = Annotated[int, Field(ge=256, le=INT32_MAX)]
 
+Instructions = Annotated[str, Field(max_length=256_000)]
+"""An assistant's limit, for a run's instructions and its additional instructions too."""
+
+MAX_TOOL_OUTPUT_CHARS = 1_048_576
+"""The API reference sets no limit on a tool output; a generous one bounds what one request
+can add to the prompt."""
+
 
 class _RunOptions(RequestModel):
     """Fields shared by create-run and create-thread-and-run."""
 
     assistant_id: str
     model: str | None = None
-    instructions: str | None = None
+    instructions: Instructions | None = None
     tools: Annotated[list[Tool], Field(max_length=20)] | None = None
     metadata: Metadata = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -80,7 +87,7 @@ class RunCreate(_RunOptions):
     """Body of ``POST /threads/{id}/runs``."""
 
     reasoning_effort: ReasoningEffort | None = None
-    additional_instructions: str | None = None
+    additional_instructions: Instructions | None = None
     additional_messages: list[MessageCreate] | None = None
 
 
@@ -101,7 +108,7 @@ class ToolOutput(RequestModel):
     """One function result."""
 
     tool_call_id: str | None = None
-    output: str | None = None
+    output: Annotated[str, Field(max_length=MAX_TOOL_OUTPUT_CHARS)] | None = None
 
 
 class SubmitToolOutputs(RequestModel):
