@@ -79,6 +79,22 @@ class MetricsSettings(BaseModel):
     """Also report runs by project (``assistd_project_runs``), naming every project."""
 
 
+class IngestSettings(BaseModel):
+    """File ingestion for vector stores: parsing runs in a child process with these limits,
+    and a file breaking one ends ``failed`` (``invalid_file``) with the limit named."""
+
+    max_chars: int = 20_000_000
+    """Characters of text one file may hold."""
+    max_page_chars: int = 1_000_000
+    """Characters on one PDF page (drawn inside its box or not)."""
+    max_part_bytes: int = 64 * 1024 * 1024
+    """Unpacked size of each part (XML or media) of a DOCX, PPTX or XLSX."""
+    memory_bytes: int = 1024 * 1024 * 1024
+    """Address space of a parser process (``RLIMIT_AS``)."""
+    timeout_seconds: float = 120.0
+    """Time to parse and chunk one file; then its parser process is killed."""
+
+
 class ModelSettings(BaseModel):
     """Model backends (defaults come from the openai SDK's own environment variables)."""
 
@@ -200,6 +216,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     runs: RunSettings = RunSettings()
     worker: WorkerSettings = WorkerSettings()
+    ingest: IngestSettings = IngestSettings()
     models: ModelSettings = ModelSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     limits: LimitSettings = LimitSettings()

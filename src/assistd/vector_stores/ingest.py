@@ -1,11 +1,11 @@
 """Ingestion, run by workers: parse a file, chunk it by tokens, embed windows of each chunk,
 store chunks and vectors. The ``vector_store_files`` rows in ``in_progress`` are the queue;
 a claim is a lease (``worker_id`` + ``heartbeat_at``), so a crashed worker's files are picked
-up again, and ingesting twice is harmless (a file's old chunks are replaced)."""
+up again, and ingesting twice is harmless (a file's old chunks are replaced). Parsing and
+chunking run in a parser process with memory and time limits (``parser_process``)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +20,7 @@ from assistd.files.storage import FileStorage
 from assistd.llm.embeddings import Embedder
 from assistd.models import Chunk, ChunkEmbedding, File, VectorStore, VectorStoreFile
 from assistd.vector_stores import chunking, parsing
+from assistd.vector_stores.parser_process import ParserPool
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ async def ingest(
     embedder_for: Callable[[str], Embedder],
     job: Claimed,
     worker_id: str,
+    parsers: ParserPool,
 ) -> None:
     """Ingest one claimed file; every failure ends the file ``failed`` with ``last_error``."""
     try:
@@ -170,8 +172,8 @@ async def ingest(
             filename, key = file.filename, file.storage_key
             model, dimension = store.embedding_model, store.dimension
         data = await storage.read(key)
-        pages = await asyncio.to_thread(parsing.extract_text, filename, data)
-        chunks = await asyncio.to_thread(chunking.chunk_pages, pages, max_tokens, overlap)
+        chunks = await parsers.chunk(filename, data, max_tokens, overlap)
+        del data
         embedder = embedder_for(model)
         if embedder.dimension != dimension:
             raise RuntimeError(

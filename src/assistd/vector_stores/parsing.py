@@ -8,9 +8,11 @@ in a worker thread (``asyncio.to_thread``).
 
 Limits keep hostile input bounded: at most :data:`MAX_PAGES` pages, slides or sheets are read
 (the rest are ignored), Office ZIPs may not unpack to more than :data:`MAX_UNPACKED_BYTES`,
-and a workbook is read for at most :data:`MAX_SHEET_CELLS` cells. PDFium is not thread-safe,
-so PDF parsing with it is serialised by a process-wide lock. HTML goes through lxml, not
-``html.parser`` (see :func:`_html_to_text`).
+and a workbook is read for at most :data:`MAX_SHEET_CELLS` cells. :class:`Limits` bound what a
+file decodes to (its text, a PDF page's characters, each Office part); a file breaking one
+raises :class:`LimitError`. Memory and time are bounded by the process this runs in
+(``parser_process``). PDFium is not thread-safe, so PDF parsing with it is serialised by a
+process-wide lock. HTML goes through lxml, not ``html.parser`` (see :func:`_html_to_text`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_PAGES",
     "InvalidFileError",
+    "LimitError",
+    "Limits",
     "Page",
     "ParseError",
     "UnsupportedFileError",
@@ -82,6 +86,53 @@ class InvalidFileError(ParseError):
     """The file claims a supported type but is corrupt, or holds no extractable text."""
 
     code = "invalid_file"
+
+
+class LimitError(InvalidFileError):
+    """The file decodes to more than a :class:`Limits` bound allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one file may decode to (``IngestSettings`` holds the configured ones)."""
+
+    max_chars: int = 20_000_000
+    """Characters of text extracted from the whole file."""
+    max_page_chars: int = 1_000_000
+    """Characters on one PDF page, drawn inside its box or not."""
+    max_part_bytes: int = 64 << 20
+    """Unpacked bytes of each part (XML or media) of a DOCX, PPTX or XLSX."""
+
+
+def size_text(count: int) -> str:
+    """A byte count for messages: ``64 MiB``, ``1 GiB``, ``1.5 GiB``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift:
+            return f"{count / (1 << shift):.4g} {unit}"
+    return f"{count} bytes"
+
+
+class _Budget:
+    """Counts extracted characters against :attr:`Limits.max_chars` as a parser goes."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.left = limits.max_chars
+
+    def take(self, text: str) -> str:
+        self.left -= len(text)
+        if self.left < 0:
+            raise LimitError(
+                f"The file's text exceeds the {self.limits.max_chars:,}-character limit."
+            )
+        return text
+
+    def page(self, chars: int, number: int) -> None:
+        if chars > self.limits.max_page_chars:
+            raise LimitError(
+                f"Page {number} holds {chars:,} characters, more than the "
+                f"{self.limits.max_page_chars:,}-character limit per page."
+            )
 
 
 # ------------------------------------------------------------------------------------------
@@ -194,7 +245,10 @@ def _mime_charset(mime_type: str | None) -> str | None:
 
 def _zip_kind(data: bytes) -> Kind | None:
     """``docx``/``pptx``/``xlsx`` for an Office Open XML ZIP, ``None`` for other ZIPs."""
-    names = set(_open_zip(data).namelist())
+    try:
+        names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+    except Exception:  # not a readable ZIP: reported as an unsupported archive
+        return None
     if "word/document.xml" in names:
         return "docx"
     if "ppt/presentation.xml" in names:
@@ -204,8 +258,10 @@ def _zip_kind(data: bytes) -> Kind | None:
     return None
 
 
-def _open_zip(data: bytes) -> zipfile.ZipFile:
-    """Open an Office ZIP, refusing ones that are not ZIPs or would unpack too large."""
+def _open_zip(data: bytes, limits: Limits) -> zipfile.ZipFile:
+    """Open an Office ZIP, refusing ones that are not ZIPs or would unpack too large.
+
+    zipfile stops each part at its declared size, so checking the declarations bounds it."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
@@ -215,19 +271,22 @@ def _open_zip(data: bytes) -> zipfile.ZipFile:
         raise InvalidFileError(f"The document has too many parts ({len(infos)}).")
     if sum(info.file_size for info in infos) > MAX_UNPACKED_BYTES:
         raise InvalidFileError("The document unpacks to more than 1 GiB; refusing to read it.")
+    for info in infos:
+        if info.file_size > limits.max_part_bytes:
+            raise LimitError(
+                f"The document's part {info.filename} unpacks to {size_text(info.file_size)}, "
+                f"more than the {size_text(limits.max_part_bytes)} limit per part."
+            )
     return archive
 
 
-def _sniff(data: bytes, charset: str | None) -> tuple[Kind, str | None]:
+def _sniff(data: bytes, charset: str | None, limits: Limits) -> tuple[Kind, str | None]:
     """The kind of an unnamed blob, or raise :class:`UnsupportedFileError`."""
     head = data[:1024]
     if b"%PDF-" in head:
         return "pdf", None
     if data.startswith(_ZIP_SIGNATURES):
-        try:
-            kind = _zip_kind(data)
-        except InvalidFileError:
-            kind = None
+        kind = _zip_kind(data)
         if kind is None:
             raise UnsupportedFileError(f"ZIP archives are not supported (supported: {_SUPPORTED}).")
         return kind, None
@@ -244,6 +303,7 @@ def _sniff(data: bytes, charset: str | None) -> tuple[Kind, str | None]:
             )
     if len(data) >= 12 and data[4:8] == b"ftyp":
         raise UnsupportedFileError("MP4/QuickTime/HEIF media files are not supported.")
+    _check_text_bytes(data, limits)
     text = _decode(data, charset)
     if text is None:
         raise UnsupportedFileError(
@@ -343,6 +403,13 @@ def _decode(data: bytes, charset: str | None) -> str | None:
     return None if _looks_binary(text) else text
 
 
+def _check_text_bytes(data: bytes, limits: Limits) -> None:
+    """Refuse text too long for the character limit before decoding it (4 bytes a character
+    at most, in every encoding read here)."""
+    if len(data) > 4 * limits.max_chars:
+        raise LimitError(f"The file's text exceeds the {limits.max_chars:,}-character limit.")
+
+
 def _html_charset(data: bytes) -> str | None:
     match = re.search(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", data[:4096], re.I)
     return match.group(1).decode("ascii") if match else None
@@ -388,7 +455,7 @@ def _pages(items: Iterable[tuple[str, int | None]], *, tidy: bool = True) -> lis
 _PDFIUM_LOCK = threading.Lock()
 
 
-def _pdf_pypdfium2(data: bytes) -> list[tuple[str, int | None]]:
+def _pdf_pypdfium2(data: bytes, budget: _Budget) -> list[tuple[str, int | None]]:
     import pypdfium2
 
     out: list[tuple[str, int | None]] = []
@@ -400,7 +467,9 @@ def _pdf_pypdfium2(data: bytes) -> list[tuple[str, int | None]]:
                 try:
                     textpage = page.get_textpage()
                     try:  # bounded: full Unicode (get_text_range is UCS-2 only)
-                        out.append((str(textpage.get_text_bounded()), index + 1))
+                        budget.page(textpage.count_chars(), index + 1)
+                        text = budget.take(str(textpage.get_text_bounded()))
+                        out.append((text, index + 1))
                     finally:
                         textpage.close()
                 finally:
@@ -410,7 +479,7 @@ def _pdf_pypdfium2(data: bytes) -> list[tuple[str, int | None]]:
     return out
 
 
-def _pdf_pypdf(data: bytes) -> list[tuple[str, int | None]]:
+def _pdf_pypdf(data: bytes, budget: _Budget) -> list[tuple[str, int | None]]:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data), strict=False)
@@ -420,16 +489,22 @@ def _pdf_pypdf(data: bytes) -> list[tuple[str, int | None]]:
     for index, page in enumerate(reader.pages):
         if index >= MAX_PAGES:
             break
-        out.append((page.extract_text() or "", index + 1))
+        text = page.extract_text() or ""
+        budget.page(len(text), index + 1)
+        out.append((budget.take(text), index + 1))
     return out
 
 
-def _parse_pdf(data: bytes) -> list[Page]:
+def _parse_pdf(data: bytes, limits: Limits) -> list[Page]:
     try:
-        items = _pdf_pypdfium2(data)
+        items = _pdf_pypdfium2(data, _Budget(limits))
+    except (LimitError, MemoryError):
+        raise  # the fallback would only hit them again
     except Exception as first:
         try:
-            items = _pdf_pypdf(data)
+            items = _pdf_pypdf(data, _Budget(limits))
+        except (LimitError, MemoryError):
+            raise
         except Exception as exc:
             raise InvalidFileError(
                 f"The PDF could not be read (corrupt or encrypted): {first}; {exc}"
@@ -446,20 +521,21 @@ def _parse_pdf(data: bytes) -> list[Page]:
 # Office Open XML
 
 
-def _parse_docx(data: bytes) -> list[Page]:
+def _parse_docx(data: bytes, limits: Limits) -> list[Page]:
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    _open_zip(data)
+    _open_zip(data, limits)
     document = docx.Document(io.BytesIO(data))
+    budget = _Budget(limits)
     blocks: list[str] = []
     for item in document.iter_inner_content():
         if isinstance(item, Paragraph):
-            blocks.append(item.text)
+            blocks.append(budget.take(item.text))
         elif isinstance(item, Table):
             blocks.append("")
-            blocks.extend(_docx_table_rows(item))
+            blocks.extend(budget.take(row) for row in _docx_table_rows(item))
             blocks.append("")
     return _pages([("\n".join(blocks), None)])
 
@@ -477,14 +553,15 @@ def _docx_table_rows(table: Table) -> Iterator[str]:
             yield "\t".join(cells)
 
 
-def _parse_pptx(data: bytes) -> list[Page]:
+def _parse_pptx(data: bytes, limits: Limits) -> list[Page]:
     import pptx
     from pptx.shapes.base import BaseShape
     from pptx.shapes.graphfrm import GraphicFrame
     from pptx.shapes.group import GroupShape
 
-    _open_zip(data)
+    _open_zip(data, limits)
     presentation = pptx.Presentation(io.BytesIO(data))
+    budget = _Budget(limits)
     items: list[tuple[str, int | None]] = []
     for number, slide in enumerate(presentation.slides, start=1):
         if number > MAX_PAGES:
@@ -506,7 +583,7 @@ def _parse_pptx(data: bytes) -> list[Page]:
             notes = slide.notes_slide.notes_text_frame
             if notes is not None and notes.text.strip():
                 parts.append("Notes: " + notes.text)
-        items.append(("\n".join(parts), number))
+        items.append((budget.take("\n".join(parts)), number))
     return _pages(items)
 
 
@@ -518,10 +595,11 @@ def _cell_text(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def _parse_xlsx(data: bytes) -> list[Page]:
+def _parse_xlsx(data: bytes, limits: Limits) -> list[Page]:
     import openpyxl
 
-    _open_zip(data)
+    _open_zip(data, limits)
+    chars = _Budget(limits)
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     budget = MAX_SHEET_CELLS
     items: list[tuple[str, int | None]] = []
@@ -539,7 +617,7 @@ def _parse_xlsx(data: bytes) -> list[Page]:
                 while cells and not cells[-1]:
                     cells.pop()
                 if cells:
-                    lines.append("\t".join(cells))
+                    lines.append(chars.take("\t".join(cells)))
             if lines:
                 items.append((f"# {sheet.title}\n\n" + "\n".join(lines), number))
     finally:
@@ -655,14 +733,19 @@ def _html_to_text(markup: str) -> str:
 # Text formats
 
 
-def _parse_text(data: bytes, kind: Kind, charset: str | None, decoded: str | None) -> list[Page]:
+def _parse_text(
+    data: bytes, kind: Kind, charset: str | None, decoded: str | None, limits: Limits
+) -> list[Page]:
     if kind == "html" and charset is None:
         charset = _html_charset(data)
+    if decoded is None:
+        _check_text_bytes(data, limits)
     text = decoded if decoded is not None else _decode(data, charset)
     if text is None:
         raise InvalidFileError("The file does not contain text (it looks like binary data).")
     if kind == "html":
-        return _pages([(_html_to_text(text), None)])
+        return _pages([(_Budget(limits).take(_html_to_text(text)), None)])
+    _Budget(limits).take(text)
     if kind == "json":
         with contextlib.suppress(ValueError, RecursionError):  # else index the text as it is
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
@@ -672,12 +755,16 @@ def _parse_text(data: bytes, kind: Kind, charset: str | None, decoded: str | Non
 # ------------------------------------------------------------------------------------------
 
 
-def extract_text(filename: str, data: bytes, mime_type: str | None = None) -> list[Page]:
+def extract_text(
+    filename: str, data: bytes, mime_type: str | None = None, limits: Limits | None = None
+) -> list[Page]:
     """Extract the text of a file as pages (``page`` numbers for PDF, PPTX and XLSX).
 
-    Raises :class:`UnsupportedFileError` for types that cannot be read and
-    :class:`InvalidFileError` for corrupt files or files without any text.
+    Raises :class:`UnsupportedFileError` for types that cannot be read,
+    :class:`InvalidFileError` for corrupt files or files without any text, and
+    :class:`LimitError` for files that decode to more than ``limits`` allow.
     """
+    limits = limits or Limits()
     if not data:
         raise InvalidFileError("The file is empty.")
     extension = _extension(filename)
@@ -691,22 +778,22 @@ def extract_text(filename: str, data: bytes, mime_type: str | None = None) -> li
     decoded: str | None = None
     if kind is None:
         # No telling extension: trust the bytes, and the MIME type only to tell text apart.
-        kind, decoded = _sniff(data, charset)
+        kind, decoded = _sniff(data, charset, limits)
         mime_kind = _kind_from_mime(mime_type)
         if kind == "text" and mime_kind is not None and mime_kind != "text":
             kind = mime_kind
     try:
         if kind == "pdf":
-            pages = _parse_pdf(data)
+            pages = _parse_pdf(data, limits)
         elif kind == "docx":
-            pages = _parse_docx(data)
+            pages = _parse_docx(data, limits)
         elif kind == "pptx":
-            pages = _parse_pptx(data)
+            pages = _parse_pptx(data, limits)
         elif kind == "xlsx":
-            pages = _parse_xlsx(data)
+            pages = _parse_xlsx(data, limits)
         else:
-            pages = _parse_text(data, kind, charset, decoded)
-    except ParseError:
+            pages = _parse_text(data, kind, charset, decoded, limits)
+    except (ParseError, MemoryError):
         raise
     except Exception as exc:  # parsers of hostile input can raise nearly anything
         raise InvalidFileError(f"The {kind.upper()} file could not be read: {exc}") from exc

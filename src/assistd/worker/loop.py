@@ -27,6 +27,7 @@ from assistd.threads.service import THREAD_DELETED_PREFIX
 from assistd.uploads import service as uploads_service
 from assistd.vector_stores import ingest
 from assistd.vector_stores import service as vector_store_service
+from assistd.vector_stores.parser_process import ParserPool
 from assistd.worker import queue
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._full = False
         self._ingest_wake = asyncio.Event()
+        self._parsers = ParserPool(deps.settings.ingest)
         self._stopping = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executors: dict[str, RunExecutor] = {}
@@ -168,6 +170,7 @@ class Worker:
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await self._parsers.close()
             log.info("worker %s stopped", self.id)
 
     async def _drop_sandbox(self, thread_id: str) -> None:
@@ -294,7 +297,9 @@ class Worker:
             except Exception as exc:
                 self._errors.failed("claiming a file to ingest failed", exc)
             if job is not None:
-                await ingest.ingest(deps.maker, deps.storage, deps.embedders, job, self.id)
+                await ingest.ingest(
+                    deps.maker, deps.storage, deps.embedders, job, self.id, self._parsers
+                )
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ingest_wake.wait(), self.settings.poll_seconds)
