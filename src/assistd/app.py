@@ -202,10 +202,16 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         authenticate=require_project,
         api_prefixes=("/v1/", "/openai/"),
         max_body_bytes=limits.max_body_bytes,
-        # Multipart uploads stream to disk. Their routers hold them to their exact limits;
-        # this stops a chunked one that streams on past them (framing gets generous room).
-        uploads=re.compile(r"/(?:v1|openai)/(?:files|uploads/[^/]+/parts)"),
-        max_upload_bytes=max(limits.max_upload_bytes, limits.max_upload_part_bytes) + 1024 * 1024,
+        # Multipart uploads stream to disk, each path with its own bound. Their routers hold
+        # them to their exact limits; this stops a chunked one that streams on past them
+        # (the framing gets generous room).
+        uploads=(
+            (re.compile(r"/(?:v1|openai)/files"), limits.max_upload_bytes + 1024 * 1024),
+            (
+                re.compile(r"/(?:v1|openai)/uploads/[^/]+/parts"),
+                limits.max_upload_part_bytes + 1024 * 1024,
+            ),
+        ),
     )
     app.include_router(api_router(), prefix="/v1")
     # The same routers in the Azure OpenAI shape, for AzureOpenAI(azure_endpoint=...).

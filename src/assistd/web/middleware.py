@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -45,15 +45,13 @@ class RequestMiddleware:
         authenticate: Authenticate | None = None,
         api_prefixes: tuple[str, ...] = ("/v1/",),
         max_body_bytes: int = 64 * 1024 * 1024,
-        uploads: re.Pattern[str] | None = None,
-        max_upload_bytes: int = 512 * 1024 * 1024,
+        uploads: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.authenticate = authenticate
         self.api_prefixes = api_prefixes
         self.max_body_bytes = max_body_bytes
         self.uploads = uploads
-        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,12 +96,10 @@ class RequestMiddleware:
         path: str = scope["path"]
         if self.authenticate is not None and path.startswith(self.api_prefixes):
             await self.authenticate(Request(scope))
-        upload = (
-            scope["method"] == "POST"
-            and self.uploads is not None
-            and self.uploads.fullmatch(path) is not None
-        )
-        limit = self.max_upload_bytes if upload else self.max_body_bytes
+        upload_limit = None
+        if scope["method"] == "POST":
+            upload_limit = next((n for route, n in self.uploads if route.fullmatch(path)), None)
+        limit = self.max_body_bytes if upload_limit is None else upload_limit
         length, chunked = _framing(scope)
         if length is not None:
             if length > limit:
@@ -111,7 +107,7 @@ class RequestMiddleware:
             return receive
         if not chunked:
             return receive
-        if upload:
+        if upload_limit is not None:
             # A file streams on to disk: count it as it goes rather than hold it here.
             return _counted(receive, limit)
         return await _read_capped(receive, limit)
