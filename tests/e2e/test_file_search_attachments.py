@@ -107,3 +107,52 @@ def test_unknown_vector_store_id_is_400(client: OpenAI) -> None:
             tool_resources={"file_search": {"vector_store_ids": ["vs_missing"]}},
         )
     assert info.value.param == "tool_resources.file_search.vector_store_ids[0]"
+
+
+def test_run_waits_for_an_attachment_still_being_ingested(client: OpenAI) -> None:
+    """A file attached just before the run is searched once ingested, not missed while it is
+    ``in_progress`` (the run stays in progress meanwhile)."""
+    filler = b"".join(
+        b"Section %d. The cafe opens at eight and closes at six; deliveries come on Tuesdays "
+        b"and the roaster is cleaned each Friday after closing time.\n" % i
+        for i in range(9000)
+    )
+    big = client.files.create(file=("manual.txt", io.BytesIO(filler + GUIDE)), purpose="assistants")
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    script = (
+        '#script {"tool_calls": [{"name": "file_search", "arguments": {"queries": '
+        '["Zanetti grinder setting for espresso"]}}], "after_tools": "{output0}"}'
+    )
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "Which grinder setting? " + script,
+                "attachments": [{"file_id": big.id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
+    assert thread.tool_resources is not None
+    assert thread.tool_resources.file_search is not None
+    [store_id] = thread.tool_resources.file_search.vector_store_ids or []
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    status = client.vector_stores.files.retrieve(big.id, vector_store_id=store_id).status
+    assert status == "in_progress"  # else this test would not test the wait
+    run = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=100)
+    assert run.status == "completed", run.last_error
+    assert wait_completed(client, store_id, big.id) == "completed"
+    steps = client.beta.threads.runs.steps.list(
+        run.id,
+        thread_id=thread.id,
+        include=["step_details.tool_calls[*].file_search.results[*].content"],
+    )
+    results = [
+        result
+        for step in steps
+        if step.step_details.type == "tool_calls"
+        for call in step.step_details.tool_calls
+        if call.type == "file_search"
+        for result in call.file_search.results or []
+    ]
+    assert results, "the search ran before the file was ingested"
+    assert any("Zanetti" in (r.content or [])[0].text for r in results if r.content)

@@ -47,6 +47,10 @@ class RunSettings(BaseModel):
     """A queued or executing run expires this long after creation."""
     requires_action_seconds: int = 600
     """A run waiting for tool outputs expires this long after it started waiting."""
+    file_search_wait_seconds: float = 60.0
+    """A file_search call waits this long for files of its vector stores still being
+    ingested (the hosted service waited up to 60 s for the thread's; this covers the
+    assistant's stores too)."""
     event_retention_seconds: int = 3600
     """Stream events of finished runs are kept this long (replays, slow readers)."""
 
@@ -139,6 +143,11 @@ class SandboxSettings(BaseModel):
     start_timeout_seconds: float = 90.0
     max_output_chars: int = 20_000
     """Tool output text the model sees (the step keeps more)."""
+    max_file_bytes: int = 64 * 1024 * 1024
+    """Largest file one execution brings back from /mnt/data (larger ones are listed as
+    skipped, with the reason)."""
+    max_files_bytes: int = 128 * 1024 * 1024
+    """All files one execution brings back, together."""
 
 
 KNOWN_DIMENSIONS = {
@@ -162,11 +171,6 @@ class EmbeddingSettings(BaseModel):
     dimensions: int | None = None
     """Needed for ``openai:`` models not in the built-in table."""
 
-    max_file_bytes: int = 64 * 1024 * 1024
-    """Largest file one execution brings back from /mnt/data (larger ones are listed as
-    skipped, with the reason)."""
-    max_files_bytes: int = 128 * 1024 * 1024
-    """All files one execution brings back, together."""
     @property
     def dimension(self) -> int:
         """The vector size of ``model``."""
@@ -213,6 +217,8 @@ class Settings(BaseSettings):
     one Python process runs on one CPU, so a many-core machine serves more with several.
     The connection pools above are the whole server's, split between its processes."""
     log_level: str = "info"
+    log_format: Literal["auto", "text", "json"] = "auto"
+    """``auto``: readable text when stderr is a terminal, else JSON lines (``--log-format``)."""
     storage: StorageSettings = StorageSettings()
     runs: RunSettings = RunSettings()
     worker: WorkerSettings = WorkerSettings()

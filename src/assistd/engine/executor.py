@@ -48,10 +48,12 @@ from assistd.runs.wire import run_data, step_data
 from assistd.sandbox.containers import SandboxUnavailable
 from assistd.sandbox.manager import Execution, InputFile, SandboxManager
 from assistd.vector_stores import search
+from assistd.vector_stores import service as vector_store_service
 
 log = logging.getLogger(__name__)
 
 MAX_TURNS = 25
+INGESTION_POLL_SECONDS = 0.25
 SAVE_EVERY = 1.0
 """Seconds between saves of a streaming message's text."""
 
@@ -323,6 +325,9 @@ class RunExecutor:
         self.abort_error: dict[str, Any] | None = None
         self.outcome = "lost"
         """How this executor left the run (for metrics)."""
+        self.model = ""
+        self.error_code: str | None = None
+        """The code of the ``last_error`` the run ended with, or its incomplete reason."""
 
     def _on_gate(self, gate: asyncio.Future[None]) -> None:
         if gate.cancelled() or gate.exception() is not None:
@@ -342,8 +347,43 @@ class RunExecutor:
         try:
             await self._execute()
         finally:
+            seconds = time.perf_counter() - started
             metrics.RUNS_FINISHED.labels(self.outcome).inc()
-            metrics.RUN_SECONDS.labels(self.outcome).observe(time.perf_counter() - started)
+            metrics.RUN_SECONDS.labels(self.outcome).observe(seconds)
+            self._report_end(seconds)
+
+    def _report_end(self, seconds: float) -> None:
+        """Count the tokens this executor used and log one line for how it left the run."""
+        used = {"prompt": self._prompt_tokens_used, "completion": self._completion_tokens_used}
+        per_project = self.deps.settings.metrics.per_project
+        for kind, count in used.items():
+            if count and self.model:
+                metrics.TOKENS.labels(self.model, kind).inc(count)
+                if per_project:
+                    metrics.PROJECT_TOKENS.labels(self.project_id, self.model, kind).inc(count)
+        ms = round(seconds * 1000, 1)
+        fields: dict[str, Any] = {
+            "status": self.outcome,
+            "model": self.model,
+            "prompt_tokens": used["prompt"],
+            "completion_tokens": used["completion"],
+            "duration_ms": ms,
+        }
+        error = ""
+        if self.error_code:
+            fields["error_code"] = self.error_code
+            error = f" error={self.error_code}"
+        log.info(
+            "run %s %s model=%s tokens=%d+%d %.1f ms%s",
+            self.run_id,
+            self.outcome,
+            self.model or "-",
+            used["prompt"],
+            used["completion"],
+            ms,
+            error,
+            extra={"fields": fields},
+        )
 
     async def _execute(self) -> None:
         work = asyncio.create_task(self._work(), name=f"run-{self.run_id}")
@@ -399,6 +439,7 @@ class RunExecutor:
         self.include = list(run.include or [])
         self.project_id, self.thread_id = run.project_id, run.thread_id
         self.assistant_id = run.assistant_id
+        self.model = run.model
         deadline = run.expires_at
         timeout = None if deadline is None else max(0.0, deadline - time.time())
         async with asyncio.timeout(timeout):
@@ -589,8 +630,20 @@ class RunExecutor:
                 written.append((out.path, len(out.data)))
         return images, written
 
+    async def _await_ingestion(self, store_ids: list[str]) -> None:
+        """Wait (bounded) for files of the stores still being ingested, so a file attached
+        just before the run is searched rather than missed."""
+        deadline = time.monotonic() + self.deps.settings.runs.file_search_wait_seconds
+        while True:
+            async with self.deps.maker() as session:
+                pending = await vector_store_service.files_in_progress(session, store_ids)
+            if not pending or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(INGESTION_POLL_SECONDS)
+
     async def _run_file_search(self, ctx: prompt.RunContext, calls: list[_ToolCall]) -> None:
         """Execute the model's file_search calls over the run's vector stores."""
+        await self._await_ingestion([store_id for store_id, _, _ in ctx.vector_stores])
         settings = ctx.file_search or {}
         ranking = settings.get("ranking_options") or {}
         threshold = float(ranking.get("score_threshold", 0.0))
@@ -1044,6 +1097,7 @@ class RunExecutor:
     def _incomplete_op(self, reason: str) -> Any:
         """End the run ``incomplete``; a step still open (tool calls the model was writing
         when cut) is cancelled, as nothing will run it."""
+        self.error_code = reason
 
         async def op(session: AsyncSession) -> list[Event]:
             run = await self._locked_run(session)
@@ -1059,6 +1113,7 @@ class RunExecutor:
     async def _end(self, outcome: str, last_error: dict[str, Any] | None = None) -> None:
         """Cancel, expire or fail the run, saving what the model had written so far."""
         self.outcome = outcome
+        self.error_code = None if last_error is None else str(last_error.get("code") or "")
         partial = self._message
         if partial is not None and partial.unsaved:
             with contextlib.suppress(RuntimeError):  # the sink failed: the fallback below

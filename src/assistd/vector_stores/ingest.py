@@ -6,10 +6,11 @@ chunking run in a parser process with memory and time limits (``parser_process``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +36,7 @@ class Claimed:
 
     vector_store_id: str
     file_id: str
+    claimed_at: float = field(default_factory=time.monotonic)
 
 
 async def claim(session: AsyncSession, worker_id: str, lease_seconds: float) -> Claimed | None:
@@ -67,11 +69,12 @@ async def claim(session: AsyncSession, worker_id: str, lease_seconds: float) -> 
 
 
 async def heartbeat(session: AsyncSession, worker_id: str) -> None:
-    """Extend the lease of every file this worker is ingesting."""
+    """Extend the lease of every file this worker is ingesting (one being finished holds
+    its row lock and needs none, so it is skipped rather than waited for)."""
     rows = await session.scalars(
-        select(VectorStoreFile).where(
-            VectorStoreFile.worker_id == worker_id, VectorStoreFile.status == "in_progress"
-        )
+        select(VectorStoreFile)
+        .where(VectorStoreFile.worker_id == worker_id, VectorStoreFile.status == "in_progress")
+        .with_for_update(skip_locked=True)
     )
     for row in rows:
         row.heartbeat_at = time.time()
@@ -105,6 +108,7 @@ async def _finish(
             row.status = "failed"
             row.last_error = error
             metrics.INGESTED_FILES.labels("failed").inc()
+            _log_end(job, "failed", error=error.get("code"))
             return
         assert chunks is not None
         assert vectors is not None
@@ -150,6 +154,42 @@ async def _finish(
         row.status = "completed"
         row.last_error = None
         metrics.INGESTED_FILES.labels("completed").inc()
+        _log_end(job, "completed", chunks=len(chunks), usage_bytes=row.usage_bytes)
+
+
+def _log_end(job: Claimed, status: str, **details: str | int | None) -> None:
+    """One line per ingested file: its outcome, size or error, and time since the claim."""
+    ms = round((time.monotonic() - job.claimed_at) * 1000, 1)
+    shown = " ".join(f"{k}={v}" for k, v in details.items())
+    fields = {"file_id": job.file_id, "vector_store_id": job.vector_store_id, "status": status}
+    log.info(
+        "file %s in %s %s %s %.1f ms",
+        job.file_id,
+        job.vector_store_id,
+        status,
+        shown,
+        ms,
+        extra={"fields": {**fields, **details, "duration_ms": ms}},
+    )
+
+
+def _windows(embedder: Embedder, chunks: list[chunking.Chunk], max_tokens: int) -> list[list[str]]:
+    """The texts to embed for each chunk."""
+    # Local models see each chunk as overlapping windows (MiniLM reads 256 wordpieces;
+    # a static model's average over a long text blurs it); remote ones embed it whole.
+    size = min(embedder.window_tokens or max(max_tokens * 2, 8192), embedder.max_tokens)
+    stride = min(WINDOW_STRIDE, size - 1)
+    if size >= max_tokens:
+        return [embedder.windows(c.text, size, stride) for c in chunks]
+    # Windows are cut per segment (a chunk's overlap with each neighbour, and what is its
+    # own), so a window in an overlap is the same text in both chunks: each is embedded
+    # once (half the work with the default 800/400 chunks).
+    cut: dict[str, list[str]] = {}
+    for chunk in chunks:
+        for seg in chunk.segments():
+            if seg not in cut:
+                cut[seg] = embedder.windows(seg, size, stride)
+    return [list(dict.fromkeys(w for seg in c.segments() for w in cut[seg])) for c in chunks]
 
 
 async def ingest(
@@ -179,24 +219,8 @@ async def ingest(
             raise RuntimeError(
                 f"the store's model {model} gives {embedder.dimension} dimensions, not {dimension}"
             )
-        # Local models see each chunk as overlapping windows (MiniLM reads 256 wordpieces;
-        # a static model's average over a long text blurs it); remote ones embed it whole.
-        size = min(embedder.window_tokens or max(max_tokens * 2, 8192), embedder.max_tokens)
-        stride = min(WINDOW_STRIDE, size - 1)
-        if size < max_tokens:
-            # Windows are cut per segment (a chunk's overlap with each neighbour, and what
-            # is its own), so a window in an overlap is the same text in both chunks: each
-            # is embedded once (half the work with the default 800/400 chunks).
-            cut: dict[str, list[str]] = {}
-            for chunk in chunks:
-                for seg in chunk.segments():
-                    if seg not in cut:
-                        cut[seg] = embedder.windows(seg, size, stride)
-            per_chunk = [
-                list(dict.fromkeys(w for seg in c.segments() for w in cut[seg])) for c in chunks
-            ]
-        else:
-            per_chunk = [embedder.windows(c.text, size, stride) for c in chunks]
+        # Cutting windows tokenizes the whole text: off the event loop, which heartbeats.
+        per_chunk = await asyncio.to_thread(_windows, embedder, chunks, max_tokens)
         # Similar lengths batched together: a batch is padded to its longest text.
         unique = sorted(dict.fromkeys(w for ws in per_chunk for w in ws), key=len)
         embedded: dict[str, list[float]] = {}

@@ -508,6 +508,19 @@ async def attach_to_thread(
 PURGE_BATCH = 5000
 
 
+async def files_in_progress(session: AsyncSession, store_ids: Sequence[str]) -> int:
+    """How many files of these stores are still being ingested."""
+    if not store_ids:
+        return 0
+    count = await session.scalar(
+        select(func.count()).where(
+            VectorStoreFile.vector_store_id.in_(store_ids),
+            VectorStoreFile.status == "in_progress",
+        )
+    )
+    return int(count or 0)
+
+
 async def purge_expired(session: AsyncSession) -> int:
     """Delete up to ``PURGE_BATCH`` chunks (and their vectors) of expired stores; their files
     then count no bytes. Returns how many chunks went."""

@@ -339,8 +339,10 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
+                # Runs apart from files: a run's lease never waits on an ingestion's locks.
                 async with transaction(self.deps.maker) as session:
                     owned = await queue.heartbeat(session, self.id, list(self._tasks))
+                async with transaction(self.deps.maker) as session:
                     await ingest.heartbeat(session, self.id)
                 self._errors.ok("heartbeat failed")
             except Exception as exc:
