@@ -9,8 +9,9 @@ from assistd.assistants.schemas import AssistantCreate, AssistantModify, Assista
 from assistd.core.schemas import Deleted, ListPage, page_of
 from assistd.projects.auth import ProjectDep
 from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep, SettingsDep
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["assistants"])
+router = APIRouter(tags=["assistants"], route_class=ApiRoute)
 
 
 @router.post("/assistants")

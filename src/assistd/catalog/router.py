@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request
 from assistd.catalog.schemas import ModelList, ModelObject
 from assistd.catalog.service import Catalog
 from assistd.projects.auth import ProjectDep
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=ApiRoute)
 
 
 def _catalog(request: Request) -> Catalog:

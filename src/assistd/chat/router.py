@@ -11,8 +11,9 @@ from assistd.chat import service
 from assistd.chat.schemas import ChatCompletionRequest
 from assistd.llm.chat import BackendRouter
 from assistd.projects.auth import ProjectDep
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["chat"])
+router = APIRouter(tags=["chat"], route_class=ApiRoute)
 
 
 async def _answer(request: Request, body: dict[str, Any]) -> JSONResponse | StreamingResponse:

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request
 from assistd.embeddings import service
 from assistd.embeddings.schemas import CreateEmbedding, EmbeddingList
 from assistd.projects.auth import ProjectDep
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["embeddings"])
+router = APIRouter(tags=["embeddings"], route_class=ApiRoute)
 
 
 def _models(request: Request) -> service.EmbeddingModels:

@@ -17,8 +17,8 @@ from assistd.core.db import execute_alone
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
 from assistd.models import Assistant, File, Message, Run, RunStep, Thread, VectorStore
-from assistd.sandbox.paths import data_path
 from assistd.models.rows import columns_of, loaded
+from assistd.sandbox.paths import data_path
 
 IMAGE_TYPES = {
     "png": "image/png",

@@ -17,8 +17,9 @@ from assistd.files.schemas import UPLOAD_PURPOSES, FileDeleted, FileObject
 from assistd.files.storage import FileStorage
 from assistd.projects.auth import ProjectDep
 from assistd.web.deps import ReadSessionDep, SessionDep
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], route_class=ApiRoute)
 
 # Multipart framing around the file; anything beyond the file limit plus this is refused
 # before a byte is parsed.

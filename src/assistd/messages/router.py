@@ -11,8 +11,9 @@ from assistd.projects.auth import ProjectDep
 from assistd.runs import service as runs_service
 from assistd.threads import service as threads_service
 from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep, SettingsDep
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], route_class=ApiRoute)
 
 
 @router.post("/threads/{thread_id}/messages")

@@ -30,10 +30,11 @@ from assistd.web.deps import (
     after_commit,
     request_transaction,
 )
+from assistd.web.routing import ApiRoute
 from assistd.web.sse import sse_response
 from assistd.worker.loop import LocalRuns, Worker
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=ApiRoute)
 
 IncludeQuery = Annotated[list[str], Query(alias="include[]")]
 

@@ -9,8 +9,9 @@ from assistd.projects.auth import ProjectDep
 from assistd.threads import service
 from assistd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
 from assistd.web.deps import ReadSessionDep, SessionDep, SettingsDep
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["threads"])
+router = APIRouter(tags=["threads"], route_class=ApiRoute)
 
 
 @router.post("/threads")

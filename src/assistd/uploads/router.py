@@ -13,8 +13,9 @@ from assistd.projects.auth import ProjectDep
 from assistd.uploads import service
 from assistd.uploads.schemas import CompleteUpload, CreateUpload, UploadObject, UploadPartObject
 from assistd.web.deps import SessionDep, request_transaction
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["uploads"])
+router = APIRouter(tags=["uploads"], route_class=ApiRoute)
 
 # Multipart framing around a part's bytes.
 _FORM_OVERHEAD = 64 * 1024

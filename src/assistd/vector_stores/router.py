@@ -22,8 +22,9 @@ from assistd.vector_stores.schemas import (
     VectorStoreObject,
 )
 from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep
+from assistd.web.routing import ApiRoute
 
-router = APIRouter(tags=["vector_stores"])
+router = APIRouter(tags=["vector_stores"], route_class=ApiRoute)
 
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 
