@@ -617,11 +617,34 @@ def test_metadata_null_clears(client: OpenAI, http: httpx.Client) -> None:
 # ---- malformed bodies ----------------------------------------------------------------------
 
 
+BIG = b" " * (300 * 1024)  # past web.routing's inline limit: parsed in a worker thread
+
+
 @pytest.mark.parametrize("path", ["/assistants", "/threads"])
 @pytest.mark.parametrize(
     "content",
-    [b'{"model": ', b"[]", b'[{"model": "gpt-4o"}]', b'"model"', b"5", b"null", b"\xff\xfe"],
-    ids=["truncated", "empty-array", "array", "string", "number", "null", "not-utf8"],
+    [
+        b'{"model": ',
+        b"[]",
+        b'[{"model": "gpt-4o"}]',
+        b'"model"',
+        b"5",
+        b"null",
+        b"\xff\xfe",
+        b'{"model": ' + BIG,
+        BIG + b"[]",
+    ],
+    ids=[
+        "truncated",
+        "empty-array",
+        "array",
+        "string",
+        "number",
+        "null",
+        "not-utf8",
+        "large-truncated",
+        "large-array",
+    ],
 )
 def test_malformed_json_body(http: httpx.Client, path: str, content: bytes) -> None:
     response = http.post(path, content=content, headers={"Content-Type": "application/json"})
@@ -971,3 +994,13 @@ def test_unknown_parameters_are_400(
     assert err["message"] == f"Unknown parameter: '{expected}'."
     for listing in ("/assistants", "/vector_stores"):
         assert http.get(listing).json()["data"] == []
+
+
+def test_large_valid_body_is_parsed_and_stored(http: httpx.Client) -> None:
+    """A body past the inline parse limit (parsed in a worker thread) is taken as sent."""
+    texts = ["α" * 200_000, "b" * 150_000]
+    body = {"messages": [{"role": "user", "content": t} for t in texts]}
+    created = http.post("/threads", json=body)
+    assert created.status_code == 200, created.json()
+    listed = http.get(f"/threads/{created.json()['id']}/messages", params={"order": "asc"})
+    assert [m["content"][0]["text"]["value"] for m in listed.json()["data"]] == texts
