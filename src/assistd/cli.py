@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import dotenv
 import typer
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistd.core import logs
+from assistd import __version__
+from assistd.core import logs, startup
 from assistd.core.config import Settings
 from assistd.core.db import (
     PostgresWatchdog,
@@ -25,21 +35,100 @@ from assistd.core.db import (
     make_sessionmaker,
     transaction,
 )
-from assistd.core.migrate import upgrade_to_head
+from assistd.core.migrate import current_revisions, head_revisions, upgrade_to_head
 from assistd.core.runtime import tune_gc
 from assistd.projects import service as projects_service
 
+_HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     help="assistd: a self-hosted server for the OpenAI Assistants API (v2).",
     no_args_is_help=True,
     add_completion=False,
+    context_settings=_HELP,
 )
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, context_settings=_HELP)
 app.add_typer(keys_app, name="keys")
-sandbox_app = typer.Typer(help="The code_interpreter sandbox image.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="The code_interpreter sandbox image.", no_args_is_help=True, context_settings=_HELP
+)
 app.add_typer(sandbox_app, name="sandbox")
 
+log = logging.getLogger("assistd.cli")
 T = TypeVar("T")
+_DEFAULTS = Settings.model_fields
+_HOST: str = _DEFAULTS["host"].default
+_PORT: int = _DEFAULTS["port"].default
+_PROCESSES: int = _DEFAULTS["processes"].default
+
+
+class LogFormat(enum.StrEnum):
+    """``--log-format``: ``auto`` is text on a terminal, else JSON lines."""
+
+    auto = "auto"
+    text = "text"
+    json = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        envvar="ASSISTD_LOG_FORMAT",
+        help="Log lines as readable text or JSON (auto: text on a terminal, else JSON).",
+    ),
+]
+
+
+_FORMATS: dict[LogFormat, logs.LogFormat] = {
+    LogFormat.auto: "auto",
+    LogFormat.text: "text",
+    LogFormat.json: "json",
+}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"assistd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """assistd: a self-hosted server for the OpenAI Assistants API (v2).
+
+    Settings come from ASSISTD_* environment variables and from a .env file in the current
+    directory (the environment wins); the model backend from the openai SDK's variables.
+    """
+    # Before the command's options are parsed, so their environment variables see it too.
+    dotenv.load_dotenv(Path.cwd() / ".env", override=False)
+
+
+def _settings(fmt: LogFormat | None = None) -> Settings:
+    """The settings, with logging set up, and what is wrong with them told in one line
+    each (exit status 2 when they cannot be read at all)."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        given = os.environ.get("ASSISTD_LOG_FORMAT", "").lower()
+        fallback = LogFormat(given) if given in LogFormat.__members__ else LogFormat.auto
+        logs.setup("info", _FORMATS[fmt or fallback])
+        for error in exc.errors():
+            name = "ASSISTD_" + "__".join(str(part) for part in error["loc"]).upper()
+            log.error("invalid setting %s: %s", name, error["msg"])
+        raise typer.Exit(2) from None
+    if fmt is not None:
+        settings.log_format = _FORMATS[fmt]
+    logs.setup(settings.log_level, settings.log_format)
+    for name, close in startup.unknown_settings(os.environ):
+        hint = f"; did you mean {close}?" if close else ""
+        log.warning("unknown setting %s is ignored%s", name, hint)
+    return settings
 
 
 def _with_session(url: URL, settings: Settings, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -55,9 +144,29 @@ def _with_session(url: URL, settings: Settings, fn: Callable[[AsyncSession], Awa
 
 
 def _prepare(settings: Settings) -> tuple[URL, bool]:
-    """Resolve the database (starting the embedded one if needed) and migrate it."""
-    url, embedded = database_url(settings)
-    upgrade_to_head(url)
+    """Resolve the database (starting the embedded one if needed) and migrate it; a database
+    that cannot be reached or used ends the command with one line saying why."""
+    raw = settings.database_url.get_secret_value() if settings.database_url else None
+    try:
+        url, embedded = database_url(settings)
+        before = current_revisions(url)
+        upgrade_to_head(url)
+    except (sa_exc.DBAPIError, sa_exc.ArgumentError, OSError) as exc:
+        where = startup.masked(raw) if raw else "(embedded)"
+        reason = startup.cause(exc)
+        secret = startup.password(raw) if raw else None
+        if secret:
+            reason = reason.replace(secret, "***")
+        log.error("cannot use the database %s: %s", where, reason)
+        raise typer.Exit(1) from None
+    heads = head_revisions(url)
+    if before != heads:
+        # Alembic's own lines (one per revision, with its docstring) are quieted in logs.
+        log.info(
+            "database migrated from %s to %s",
+            ", ".join(sorted(before)) or "an empty schema",
+            ", ".join(sorted(heads)),
+        )
     return url, embedded
 
 
@@ -75,34 +184,69 @@ def _print_key(secret: str, project: str) -> None:
     typer.echo(f"API key for project '{project}' (shown once, store it now):\n\n    {secret}\n")
 
 
+def _say(message: str, **fields: object) -> None:
+    """A line for the person starting the server: printed, or logged when logs are JSON (so
+    every line of the output parses)."""
+    if logs.json_output():
+        log.info("%s", message, extra={"fields": fields})
+    else:
+        typer.echo(f"assistd: {message}")
+
+
+def _check_backend(settings: Settings) -> None:
+    problem = startup.backend_problem(os.environ, settings)
+    if problem is not None:
+        log.warning("%s", problem)
+
+
+@contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """Server processes write their metrics to files in a directory of their own, fresh for
+    this run, so ``/metrics`` adds up every process (prometheus_client's multiprocess mode)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink(missing_ok=True)
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="assistd-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    host: Annotated[str, typer.Option(envvar="ASSISTD_HOST", help="Interface to bind.")] = _HOST,
+    port: Annotated[int, typer.Option(envvar="ASSISTD_PORT", help="Port to bind.")] = _PORT,
     worker: Annotated[
-        bool, typer.Option("--worker/--no-worker", help="Also execute runs in this process.")
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            envvar="ASSISTD_RUN_WORKER",
+            help="Also execute runs in this process.",
+        ),
     ] = True,
     processes: Annotated[
-        int | None,
+        int,
         typer.Option(
             min=1,
             max=64,
-            help="Server processes sharing the port, each with its own worker (default 1; "
-            "one per CPU uses a many-core machine).",
+            envvar="ASSISTD_PROCESSES",
+            help="Server processes sharing the port, each with its own worker (one per CPU "
+            "uses a many-core machine).",
         ),
-    ] = None,
+    ] = _PROCESSES,
+    log_format: LogFormatOption = LogFormat.auto,
 ) -> None:
     """Run the API server (migrating the database first); by default it also executes runs."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    settings = Settings()
-    if host is not None:
-        settings.host = host
-    if port is not None:
-        settings.port = port
-    if processes is not None:
-        settings.processes = processes
-    settings.run_worker = settings.run_worker and worker
-    logs.setup(settings.log_level)
+    settings = _settings(log_format)
+    settings.host, settings.port, settings.processes = host, port, processes
+    settings.run_worker = worker
+    _check_backend(settings)
     url, embedded = _prepare(settings)
     if embedded:
         # This process started (or attached to) the embedded Postgres: it restarts it if
@@ -116,11 +260,19 @@ def serve(
 
         new = _with_session(url, settings, first_key)
         if new is not None:
-            typer.echo("assistd: new embedded database, created a first API key.")
-            _print_key(new.secret, new.project_name)
+            if logs.json_output():
+                _say(
+                    f"new embedded database: a first API key for project '{new.project_name}' "
+                    "(shown once, store it now)",
+                    api_key=new.secret,
+                    project=new.project_name,
+                )
+            else:
+                _say("new embedded database, created a first API key.")
+                _print_key(new.secret, new.project_name)
     import uvicorn
 
-    typer.echo(f"assistd: serving on http://{settings.host}:{settings.port}/v1")
+    _say(f"serving on http://{settings.host}:{settings.port}/v1")
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -132,16 +284,19 @@ def serve(
         # Server processes build their app from the environment; this process supervises
         # them (replacing one that dies) and keeps the embedded Postgres.
         _export_for_processes(settings, url)
-        typer.echo(f"assistd: {settings.processes} server processes")
+        _say(f"{settings.processes} server processes")
         from assistd.web import processes as server_processes
 
-        if not server_processes.balanced():
-            uvicorn.run(server_processes.APP, factory=True, workers=settings.processes, **options)
-            return
-        host, port = options.pop("host"), options.pop("port")
-        supervisor = server_processes.Supervisor(settings.processes, host, port, options)
-        if supervisor.run():
-            raise typer.Exit(1)
+        with _shared_metrics():
+            if not server_processes.balanced():
+                uvicorn.run(
+                    server_processes.APP, factory=True, workers=settings.processes, **options
+                )
+                return
+            host, port = options.pop("host"), options.pop("port")
+            supervisor = server_processes.Supervisor(settings.processes, host, port, options)
+            if supervisor.run():
+                raise typer.Exit(1)
         return
 
     from assistd.app import create_app
@@ -161,13 +316,14 @@ def _export_for_processes(settings: Settings, url: URL) -> None:
     os.environ["ASSISTD_PROCESSES"] = "1"
     os.environ["ASSISTD_DB_POOL_SIZE"] = str(max(2, -(-settings.db_pool_size // n)))
     os.environ["ASSISTD_DB_MAX_OVERFLOW"] = str(-(-settings.db_max_overflow // n))
+    os.environ["ASSISTD_LOG_FORMAT"] = "json" if logs.json_output() else "text"
 
 
 @app.command("worker")
-def worker_command() -> None:
+def worker_command(log_format: LogFormatOption = LogFormat.auto) -> None:
     """Execute runs (any number of workers may share one database)."""
-    settings = Settings()
-    logs.setup(settings.log_level)
+    settings = _settings(log_format)
+    _check_backend(settings)
     url, _ = _prepare(settings)
 
     async def main() -> None:
@@ -199,14 +355,14 @@ def worker_command() -> None:
             await listener.stop()
             await dispose(engine)
 
-    typer.echo("assistd: worker started")
+    _say("worker started")
     asyncio.run(main())
 
 
 @app.command()
 def migrate() -> None:
     """Apply database migrations up to head."""
-    settings = Settings()
+    settings = _settings()
     _prepare(settings)
     typer.echo("assistd: database is at the latest migration.")
 
@@ -219,7 +375,7 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
 ) -> None:
     """Create an API key and print it once."""
-    settings = Settings()
+    settings = _settings()
     url, _ = _prepare(settings)
     new = _with_session(url, settings, lambda s: projects_service.create_key(s, project, name=name))
     _print_key(new.secret, new.project_name)
@@ -227,10 +383,11 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List API keys (hints only; secrets are never stored)."""
-    settings = Settings()
+    """List API keys (hints only; secrets are never stored), tab-separated under a header."""
+    settings = _settings()
     url, _ = _prepare(settings)
     rows = _with_session(url, settings, projects_service.list_keys)
+    typer.echo("ID\tPROJECT\tHINT\tSTATE\tNAME")
     for key, project in rows:
         state = "revoked" if key.revoked_at else "active"
         typer.echo(f"{key.id}\t{project}\t{key.key_hint}\t{state}\t{key.name or ''}")
@@ -239,7 +396,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (key_…).")]) -> None:
     """Revoke an API key by id."""
-    settings = Settings()
+    settings = _settings()
     url, _ = _prepare(settings)
     if not _with_session(url, settings, lambda s: projects_service.revoke_key(s, key_id)):
         typer.echo(f"no active key with id {key_id}", err=True)

@@ -1,8 +1,10 @@
-"""Prometheus metrics of this process (``GET /metrics``).
+"""Prometheus metrics (``GET /metrics``).
 
 Counters and histograms are observed where things happen (HTTP middleware, the run loop, the
 model backends, ingestion); figures that live in the database (queue depth, runs by status)
 are read at scrape time, so every API process reports them whichever process ran the work.
+Under ``serve --processes N`` each process writes its figures to files the scrape adds up
+(``PROMETHEUS_MULTIPROC_DIR``, set by ``serve`` before they start).
 """
 
 from __future__ import annotations
@@ -26,6 +28,19 @@ RUN_SECONDS = Histogram(
     ["status"],
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+TOKENS = Counter(
+    "assistd_tokens",
+    "Model tokens used by runs, by model and type (prompt or completion).",
+    ["model", "type"],
+)
+PROJECT_TOKENS = Counter(
+    "assistd_project_tokens",
+    "Model tokens used by runs, by project, model and type (ASSISTD_METRICS__PER_PROJECT).",
+    ["project", "model", "type"],
+    registry=None,
+)
+"""Counted and shown only with ``ASSISTD_METRICS__PER_PROJECT`` (``web.metrics``): off, no
+figure names a project, not even an empty one."""
 BACKEND_SECONDS = Histogram(
     "assistd_backend_request_seconds",
     "Model backend calls: time to the end of the streamed completion.",
@@ -51,4 +66,5 @@ SANDBOX_SESSIONS = Gauge(
     "assistd_sandbox_sessions",
     "Sandbox containers this process holds, by role (session or warm pool).",
     ["role"],
+    multiprocess_mode="livesum",
 )

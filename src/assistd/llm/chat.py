@@ -363,7 +363,8 @@ class BackendRouter:
             raise NoBackendError(
                 "invalid_prompt",
                 f"No model backend serves the model '{model}'. Configure OPENAI_API_KEY / "
-                "OPENAI_BASE_URL, Azure OpenAI, or a route in ASSISTD_MODELS_FILE.",
+                "OPENAI_BASE_URL, Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY, "
+                "OPENAI_API_VERSION), or a route in the file ASSISTD_MODELS__MODELS_FILE names.",
             )
         return self._named(name)
 
@@ -399,7 +400,8 @@ def router_from_environment(
     """Build the router from the SDK's own variables and an optional TOML (or JSON) file.
 
     Default backend: Azure when ``AZURE_OPENAI_ENDPOINT`` is set (with
-    ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION``), else OpenAI or a compatible server
+    ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION`` or, as Azure's own samples name it,
+    ``AZURE_OPENAI_API_VERSION``), else OpenAI or a compatible server
     when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set. The file adds named backends and
     routes model names to them::
 
@@ -422,7 +424,7 @@ def router_from_environment(
             kind="azure",
             azure_endpoint=env["AZURE_OPENAI_ENDPOINT"],
             api_key=env.get("AZURE_OPENAI_API_KEY"),
-            api_version=env.get("OPENAI_API_VERSION"),
+            api_version=env.get("OPENAI_API_VERSION") or env.get("AZURE_OPENAI_API_VERSION"),
         )
         default = "azure"
     if env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):

@@ -560,7 +560,7 @@ def make_embedder(
     * ``"openai:<model>"``: :class:`OpenAIEmbedder` with ``OPENAI_API_KEY`` and
       ``OPENAI_BASE_URL`` from ``env`` (the process environment by default).
     * ``"azure:<deployment>"``: the same through Azure OpenAI (``AZURE_OPENAI_ENDPOINT``,
-      ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``).
+      ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION`` or ``AZURE_OPENAI_API_VERSION``).
 
     ``client`` replaces the SDK client built from the environment.
     """
@@ -584,7 +584,8 @@ def make_embedder(
             client = openai.AsyncAzureOpenAI(
                 api_key=values.get("AZURE_OPENAI_API_KEY"),
                 azure_endpoint=values.get("AZURE_OPENAI_ENDPOINT") or "",
-                api_version=values.get("OPENAI_API_VERSION"),
+                api_version=values.get("OPENAI_API_VERSION")
+                or values.get("AZURE_OPENAI_API_VERSION"),
                 max_retries=max_retries,
                 timeout=timeout,
                 http_client=http_client(),

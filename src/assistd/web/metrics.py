@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
@@ -14,7 +16,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from assistd.core.config import MetricsSettings
-from assistd.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from assistd.core.metrics import HTTP_LATENCY, HTTP_REQUESTS, PROJECT_TOKENS
 from assistd.models import Run
 from assistd.web.errors import error_response
 
@@ -45,7 +47,8 @@ def _route_template(scope: Scope) -> str:
 
 class DatabaseCollector(Collector):
     """Queue depth and runs by status, read from Postgres at scrape time (by project too
-    when ``per_project``: it names every project to whoever reads ``/metrics``)."""
+    when ``per_project``: it names every project to whoever reads ``/metrics``), and then
+    the tokens by project as well."""
 
     def __init__(self, engine: Engine, per_project: bool = False) -> None:
         self.engine = engine
@@ -53,6 +56,8 @@ class DatabaseCollector(Collector):
 
     def collect(self):  # type: ignore[no-untyped-def]  # prometheus_client's signature
         """Yield the gauges (empty when the database does not answer)."""
+        if self.per_project and not _shared():  # shared: every process's come from files
+            yield from PROJECT_TOKENS.collect()
         runs = GaugeMetricFamily(
             "assistd_runs", "Runs in the database by status.", labels=["status"]
         )
@@ -116,8 +121,8 @@ def metrics_allowed(request: Request, settings: MetricsSettings) -> bool | None:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text exposition of this process's metrics, to whom ``metrics.access``
-    lets read it."""
+    """Prometheus text exposition of the server's metrics, to whom ``metrics.access`` lets
+    read it."""
     import anyio
 
     allowed = metrics_allowed(request, request.app.state.settings.metrics)
@@ -130,5 +135,23 @@ async def metrics_endpoint(request: Request) -> Response:
             code="invalid_api_key",
             headers={"www-authenticate": "Bearer"},
         )
-    body = await anyio.to_thread.run_sync(generate_latest, REGISTRY)
+    collector: Collector | None = getattr(request.app.state, "db_collector", None)
+    body = await anyio.to_thread.run_sync(exposition, collector)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _shared() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def exposition(database: Collector | None) -> bytes:
+    """The metrics text: this process's, or every server process's added up when ``serve``
+    runs several (each writes its figures under ``PROMETHEUS_MULTIPROC_DIR``)."""
+    if not _shared():
+        return generate_latest(REGISTRY)
+    # Not auto-described: registering must not run the database collector's queries.
+    registry = CollectorRegistry(auto_describe=False)
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    if database is not None:
+        registry.register(database)
+    return generate_latest(registry)

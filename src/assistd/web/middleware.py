@@ -1,12 +1,13 @@
-"""Pure ASGI middleware, one layer for every request: request ids, request metrics, the API
-key and the body size checked before a byte of the body is read, and empty JSON bodies read
-as ``{}``.
+"""Pure ASGI middleware, one layer for every request: request ids, request metrics and the
+access log, the API key and the body size checked before a byte of the body is read, and
+empty JSON bodies read as ``{}``.
 
 One layer rather than several: every ``send`` and ``receive`` of a request passes through
 each layer's wrapper, and the wrappers did little each."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -20,6 +21,8 @@ from assistd.core import logs
 from assistd.core.errors import AssistdError, PayloadTooLargeError
 from assistd.web.metrics import record_request
 
+access_log = logging.getLogger("assistd.access")
+
 Authenticate = Callable[[Request], Awaitable[object]]
 """Checks a request's key from its headers alone; raises an ``AssistdError`` (401) if wrong."""
 
@@ -28,7 +31,8 @@ class RequestMiddleware:
     """Per HTTP request:
 
     * answer with ``x-request-id`` (the SDK exposes it as ``_request_id``);
-    * count it and its latency by method, route template and status (``/metrics``);
+    * count it and its latency by method, route template and status (``/metrics``), and
+      log one line for it (method, path, status, milliseconds, request id);
     * on the API's paths, check the key before the body is read: FastAPI reads a JSON body
       before it runs any dependency, so a keyless caller could make the server buffer it;
     * refuse a body over its limit with 413: by its ``Content-Length`` before reading it, or
@@ -89,7 +93,10 @@ class RequestMiddleware:
                 admitted = _empty_body_as_object(admitted)
             await self.app(scope, admitted, send_with_id)
         finally:
-            record_request(scope, status, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            record_request(scope, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                _log_access(scope, status, seconds)
 
     async def _admit(self, scope: Scope, receive: Receive) -> Receive | None:
         """Check the key and the body's size; the ``receive`` the app is to read through."""
@@ -111,6 +118,12 @@ class RequestMiddleware:
             # A file streams on to disk: count it as it goes rather than hold it here.
             return _counted(receive, limit)
         return await _read_capped(receive, limit)
+
+
+def _log_access(scope: Scope, status: int, seconds: float) -> None:
+    method, path, ms = scope["method"], scope["path"], round(seconds * 1000, 1)
+    fields = {"method": method, "path": path, "status": status, "duration_ms": ms}
+    access_log.info("%s %s %d %.1f ms", method, path, status, ms, extra={"fields": fields})
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

@@ -113,6 +113,11 @@ class Supervisor:
             if process.is_alive() or self._stop.is_set():
                 continue
             process.join()
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and process.pid is not None:
+                from prometheus_client import multiprocess
+
+                # Its counters stay in the sums; its live gauges (sandboxes held) go.
+                multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
             if process.exitcode == STARTUP_FAILURE:
                 log.error("server process %s failed to start; stopping", process.pid)
                 self.failed = True
