@@ -106,7 +106,7 @@ def app_from_environment() -> FastAPI:
     from assistd.core.runtime import tune_gc
 
     settings = Settings()
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     if settings.database_url is None:
         raise RuntimeError("app_from_environment needs ASSISTD_DATABASE_URL")
     app = create_app(settings, async_url(settings.database_url.get_secret_value()))
@@ -146,6 +146,7 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         )
         collector = DatabaseCollector(metrics_engine, settings.metrics.per_project)
         REGISTRY.register(collector)
+        app.state.db_collector = collector
         health = DatabaseHealth([engine, read_engine])
         app.state.db_health = health
         key_cache: KeyCache = app.state.key_cache
