@@ -2,6 +2,8 @@
 
 from assistd.models.assistant import Assistant
 from assistd.models.base import Base
+from assistd.models.container import Container, ContainerFile
+from assistd.models.conversation import Conversation, ConversationItem
 from assistd.models.file import File
 from assistd.models.project import ApiKey, Project
 from assistd.models.run import Run, RunEvent, RunStep, RunWatcher
@@ -21,6 +23,10 @@ __all__ = [
     "Base",
     "Chunk",
     "ChunkEmbedding",
+    "Container",
+    "ContainerFile",
+    "Conversation",
+    "ConversationItem",
     "File",
     "Message",
     "Project",
