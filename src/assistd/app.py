@@ -20,6 +20,7 @@ from assistd.assistants.router import router as assistants_router
 from assistd.catalog.router import router as catalog_router
 from assistd.catalog.service import Catalog
 from assistd.chat.router import router as chat_router
+from assistd.core.channels import EVENTS_CHANNEL, KEYS_CHANNEL, QUEUE_CHANNEL
 from assistd.core.config import Settings
 from assistd.core.db import (
     DatabaseHealth,
@@ -33,7 +34,7 @@ from assistd.core.db import (
 from assistd.core.errors import InvalidRequestError
 from assistd.core.logs import Repeats
 from assistd.core.migrate import head_revisions
-from assistd.core.notify import KEYS_CHANNEL, Listener
+from assistd.core.notify import Listener
 from assistd.embeddings.router import router as embeddings_router
 from assistd.embeddings.service import EmbeddingModels, served_models
 from assistd.engine.executor import build_engine_deps
@@ -44,8 +45,8 @@ from assistd.llm.embeddings import make_embedder
 from assistd.messages.router import router as messages_router
 from assistd.playground.router import playground_router
 from assistd.projects.auth import KeyCache, require_project
-from assistd.runs.events import EVENTS_CHANNEL, QUEUE_CHANNEL
 from assistd.runs.router import router as runs_router
+from assistd.runs.starter import Starter
 from assistd.threads.router import router as threads_router
 from assistd.uploads.router import router as uploads_router
 from assistd.vector_stores.ingest import EmbedderLookup
@@ -170,10 +171,11 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
             deps = build_engine_deps(
                 settings, app.state.sessionmaker, app.state.storage, app.state.embedders
             )
-            worker = Worker(deps, listener)
+            worker = Worker(deps, listener, app.state.read_sessionmaker)
             worker_task = asyncio.create_task(worker.run(), name="worker")
-        # Runs created here go straight to this worker (see runs/router.py).
-        app.state.worker = worker
+        # Runs created here go straight to this worker (see runs/starter.py).
+        starter: Starter | None = worker
+        app.state.starter = starter
         try:
             yield
         finally:

@@ -327,11 +327,11 @@ def worker_command(log_format: LogFormatOption = LogFormat.auto) -> None:
     url, _ = _prepare(settings)
 
     async def main() -> None:
+        from assistd.core.channels import EVENTS_CHANNEL, QUEUE_CHANNEL
         from assistd.core.db import libpq_dsn
         from assistd.core.notify import Listener
         from assistd.engine.executor import build_engine_deps
         from assistd.files.storage import make_storage
-        from assistd.runs.events import EVENTS_CHANNEL, QUEUE_CHANNEL
         from assistd.worker.loop import Worker
 
         engine = create_engine(url, settings)

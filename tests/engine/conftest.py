@@ -15,12 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistd.assistants import service as assistants_service
 from assistd.assistants.schemas import AssistantCreate
+from assistd.core.channels import QUEUE_CHANNEL
 from assistd.core.config import Settings
 from assistd.core.db import (
     async_url,
     create_engine,
+    create_read_engine,
     dispose,
     libpq_dsn,
+    make_read_sessionmaker,
     make_sessionmaker,
     transaction,
 )
@@ -31,7 +34,6 @@ from assistd.llm.chat import router_from_environment
 from assistd.models import Run
 from assistd.projects import service as projects_service
 from assistd.runs import service as runs_service
-from assistd.runs.events import QUEUE_CHANNEL
 from assistd.runs.schemas import RunCreate
 from assistd.threads import service as threads_service
 from assistd.threads.schemas import ThreadCreate
@@ -70,7 +72,9 @@ async def env(database: Database, chat: ScriptedChatServer, tmp_path: Path) -> A
         embedders=no_embedder,  # type: ignore[arg-type]
     )
     listener = Listener(libpq_dsn(url), [QUEUE_CHANNEL])
-    worker = Worker(deps, listener)
+    # Runs started straight from their creation read their context as the app's do.
+    read_engine = create_read_engine(url, settings)
+    worker = Worker(deps, listener, make_read_sessionmaker(read_engine))
     async with transaction(maker) as session:
         key = await projects_service.create_key(session, f"adopt-{uuid.uuid4().hex[:10]}")
         project = key.project_id
@@ -80,6 +84,7 @@ async def env(database: Database, chat: ScriptedChatServer, tmp_path: Path) -> A
     try:
         yield Env(maker, settings, worker, project, assistant.id)
     finally:
+        await dispose(read_engine)
         await dispose(engine)
 
 

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistd.engine.sink import RunDiscarded
 from assistd.models import Message, Run, RunEvent, RunStep
+from assistd.runs.starter import RunDiscarded
 from tests.engine.conftest import Env, create_claimed_run, make_thread, wait_idle
 from tests.support.scripted_chat import ScriptedChatServer
 

@@ -14,21 +14,17 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from assistd.core.db import (
-    create_read_engine,
-    dispose,
     engine_of,
-    make_read_sessionmaker,
     transaction,
 )
 from assistd.core.errors import ConflictingStateError, NotFoundError
+from assistd.messages import service as messages_service
 from assistd.messages.schemas import MessageCreate
 from assistd.models import Message, Run, RunEvent, Thread
 from assistd.runs import events
@@ -36,29 +32,17 @@ from assistd.runs import service as runs_service
 from assistd.runs.schemas import RunCreate
 from assistd.threads import service as threads_service
 from assistd.worker import queue
-from assistd.worker.loop import LocalRuns
 from tests.engine.conftest import Env, create_claimed_run, make_thread, wait_idle
 from tests.support.scripted_chat import ScriptedChatServer
 
 
-@pytest.fixture
-async def read_maker(env: Env) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_read_engine(engine_of(env.maker).url, env.settings)
-    try:
-        yield make_read_sessionmaker(engine)
-    finally:
-        await dispose(engine)
-
-
 async def _create(
     env: Env,
-    read_maker: async_sessionmaker[AsyncSession],
     thread_id: str,
     started: list[str],
     *,
     stream: bool = True,
 ) -> Run:
-    local = LocalRuns(env.worker, read_maker, on_start=lambda run: started.append(run.id))
     return await runs_service.create_run_direct(
         engine_of(env.maker),
         env.settings,
@@ -66,16 +50,15 @@ async def _create(
         thread_id,
         RunCreate.model_validate({"assistant_id": env.assistant, "stream": stream}),
         [],
-        local,
+        env.worker,
+        on_start=lambda run: started.append(run.id),
     )
 
 
-async def _completed(
-    env: Env, read_maker: async_sessionmaker[AsyncSession], thread_id: str, stream: bool
-) -> Run:
+async def _completed(env: Env, thread_id: str, stream: bool) -> Run:
     """Create a run started on this worker and wait until it has completed."""
     started: list[str] = []
-    run = await _create(env, read_maker, thread_id, started, stream=stream)
+    run = await _create(env, thread_id, started, stream=stream)
     assert started == [run.id]
     await wait_idle(env.worker, 10)
     async with env.maker() as session:
@@ -96,11 +79,11 @@ async def _run_messages(env: Env, run_id: str) -> list[str]:
 
 @pytest.mark.parametrize("stream", [True, False])
 async def test_local_run_completes_on_the_thread_it_read(
-    env: Env, read_maker: async_sessionmaker[AsyncSession], chat: ScriptedChatServer, stream: bool
+    env: Env, chat: ScriptedChatServer, stream: bool
 ) -> None:
     reply = f"early {uuid.uuid4().hex[:8]}"
     thread_id = await make_thread(env, "#script " + json.dumps({"reply": reply}))
-    run = await _completed(env, read_maker, thread_id, stream)
+    run = await _completed(env, thread_id, stream)
     async with env.maker() as session:
         names = list(
             await session.scalars(
@@ -120,7 +103,6 @@ async def test_local_run_completes_on_the_thread_it_read(
 @pytest.mark.parametrize("stream", [True, False])
 async def test_a_thread_changed_before_the_insert_is_the_runs_context(
     env: Env,
-    read_maker: async_sessionmaker[AsyncSession],
     chat: ScriptedChatServer,
     monkeypatch: pytest.MonkeyPatch,
     stream: bool,
@@ -141,7 +123,7 @@ async def test_a_thread_changed_before_the_insert_is_the_runs_context(
         # a message added, or another run created with it that ended at once.
         async with transaction(env.maker) as session:
             if change == "message":
-                await runs_service.add_message(
+                await messages_service.add(
                     session, env.project, thread_id, new_message, env.settings.embeddings
                 )
             else:
@@ -158,7 +140,7 @@ async def test_a_thread_changed_before_the_insert_is_the_runs_context(
 
     monkeypatch.setattr(events, "insert_run_locked", change_then_insert)
     calls_before = len(chat.requests)
-    run = await _completed(env, read_maker, thread_id, stream)
+    run = await _completed(env, thread_id, stream)
     async with env.maker() as session:
         version = await session.scalar(select(Thread.version).where(Thread.id == thread_id))
     # The run answered the thread as it was when inserted, once.
@@ -177,7 +159,6 @@ async def test_a_thread_changed_before_the_insert_is_the_runs_context(
 
 async def test_a_failed_insert_leaves_no_trace(
     env: Env,
-    read_maker: async_sessionmaker[AsyncSession],
     chat: ScriptedChatServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -193,7 +174,7 @@ async def test_a_failed_insert_leaves_no_trace(
     monkeypatch.setattr(events, "insert_run_locked", delete_then_insert)
     started: list[str] = []
     with pytest.raises(NotFoundError):
-        await _create(env, read_maker, thread_id, started)
+        await _create(env, thread_id, started)
     assert len(started) == 1
     await wait_idle(env.worker, 10)
     async with env.maker() as session:
@@ -223,7 +204,7 @@ async def test_adding_a_message_waits_for_a_run_insert_and_sees_the_run(env: Env
 
         async def add() -> Message:
             async with transaction(env.maker) as session:
-                return await runs_service.add_message(
+                return await messages_service.add(
                     session,
                     env.project,
                     thread_id,
@@ -244,7 +225,6 @@ async def test_adding_a_message_waits_for_a_run_insert_and_sees_the_run(env: Env
 @pytest.mark.parametrize("stream", [True, False])
 async def test_a_request_cancelled_during_the_insert_still_runs_the_run(
     env: Env,
-    read_maker: async_sessionmaker[AsyncSession],
     chat: ScriptedChatServer,
     monkeypatch: pytest.MonkeyPatch,
     stream: bool,
@@ -259,7 +239,7 @@ async def test_a_request_cancelled_during_the_insert_still_runs_the_run(
 
     monkeypatch.setattr(events, "insert_run_locked", slow_insert)
     started: list[str] = []
-    request = asyncio.create_task(_create(env, read_maker, thread_id, started, stream=stream))
+    request = asyncio.create_task(_create(env, thread_id, started, stream=stream))
     await asyncio.sleep(0.1)
     request.cancel()  # as a server shutting down cancels its requests
     with pytest.raises(asyncio.CancelledError):

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from assistd.core.schemas import ChunkingStrategy, Metadata, RequestModel, WireModel
+from assistd.core.schemas import Metadata, RequestModel, WireModel
+from assistd.vector_stores.schemas import VectorStoreHelper
 
 # ---- tools ---------------------------------------------------------------------------------
 
@@ -94,14 +95,6 @@ class CodeInterpreterResources(RequestModel):
     """Files made available to code_interpreter."""
 
     file_ids: FileIds20 | None = None
-
-
-class VectorStoreHelper(RequestModel):
-    """``tool_resources.file_search.vector_stores[]``: create a store on the fly."""
-
-    file_ids: Annotated[list[str], Field(max_length=10000)] | None = None
-    chunking_strategy: ChunkingStrategy | None = None
-    metadata: Metadata = None
 
 
 class FileSearchResources(RequestModel):

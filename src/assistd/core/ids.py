@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 import string
+import uuid
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -23,6 +26,12 @@ def _token(length: int = 24) -> str:
 def new_id(prefix: str) -> str:
     """A new id such as ``asst_3fZ…``; ``prefix`` includes its separator."""
     return prefix + _token()
+
+
+def process_tag() -> str:
+    """A new name for something of this process (a worker, the stream tails): host, pid and a
+    random suffix, so names stay unique across restarts and within one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 ASSISTANT = "asst_"

@@ -21,10 +21,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[str], None]
 
-KEYS_CHANNEL = "assistd_keys"
-"""NOTIFY channel: payload is the digest of a key just revoked (every API process forgets
-it at once instead of trusting its cache for the cache's lifetime)."""
-
 
 class Listener:
     """Dispatches notifications of some channels to subscribed ``asyncio.Event``s/handlers."""

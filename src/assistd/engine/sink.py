@@ -30,6 +30,7 @@ from assistd.models import Run
 from assistd.models.rows import Row, bind, insert_values
 from assistd.runs import events, lifecycle
 from assistd.runs.local import HUB
+from assistd.runs.starter import RunDiscarded
 
 Event = tuple[str, dict[str, Any]]
 Op = Callable[[AsyncSession], Awaitable[list[Event]]]
@@ -76,10 +77,6 @@ class _Item:
 
 class LostOwnership(RuntimeError):
     """The run is no longer this worker's (reaped after a stall, or ended elsewhere)."""
-
-
-class RunDiscarded(RuntimeError):
-    """The transaction creating the run rolled back: the run never existed."""
 
 
 class RunSink:

@@ -8,8 +8,6 @@ from assistd.core.schemas import Deleted, ListPage, page_of
 from assistd.messages import service
 from assistd.messages.schemas import MessageCreate, MessageModify, MessageObject
 from assistd.projects.auth import ProjectDep
-from assistd.runs import service as runs_service
-from assistd.threads import service as threads_service
 from assistd.web.deps import ListParamsDep, ReadSessionDep, SessionDep, SettingsDep
 from assistd.web.routing import ApiRoute
 
@@ -25,7 +23,7 @@ async def create_message(
     settings: SettingsDep,
 ) -> MessageObject:
     """Add a message to a thread (refused while a run is active on it)."""
-    row = await runs_service.add_message(session, project, thread_id, body, settings.embeddings)
+    row = await service.add(session, project, thread_id, body, settings.embeddings)
     return service.to_wire(row)
 
 
@@ -38,7 +36,7 @@ async def list_messages(
     run_id: str | None = None,
 ) -> ListPage[MessageObject]:
     """List a thread's messages."""
-    await threads_service.require(session, project, thread_id)
+    await service.require_thread(session, project, thread_id)
     rows, has_more = await service.list_messages(session, thread_id, params, run_id)
     return ListPage[MessageObject](**page_of([service.to_wire(r) for r in rows], has_more))
 
@@ -48,7 +46,7 @@ async def retrieve_message(
     thread_id: str, message_id: str, session: ReadSessionDep, project: ProjectDep
 ) -> MessageObject:
     """Retrieve a message."""
-    await threads_service.require(session, project, thread_id)
+    await service.require_thread(session, project, thread_id)
     return service.to_wire(await service.get(session, thread_id, message_id))
 
 
@@ -57,7 +55,7 @@ async def modify_message(
     thread_id: str, message_id: str, body: MessageModify, session: SessionDep, project: ProjectDep
 ) -> MessageObject:
     """Modify a message's metadata."""
-    await threads_service.require(session, project, thread_id)
+    await service.require_thread(session, project, thread_id)
     return service.to_wire(await service.modify(session, thread_id, message_id, body))
 
 
@@ -66,6 +64,6 @@ async def delete_message(
     thread_id: str, message_id: str, session: SessionDep, project: ProjectDep
 ) -> Deleted:
     """Delete a message."""
-    await threads_service.bump_version(session, project, thread_id)
+    await service.bump_version(session, project, thread_id)
     await service.delete_message(session, thread_id, message_id)
     return Deleted(id=message_id, object="thread.message.deleted")

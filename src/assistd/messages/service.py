@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core import ids
 from assistd.core.clock import now
-from assistd.core.errors import InvalidRequestError, NotFoundError
+from assistd.core.config import EmbeddingSettings
+from assistd.core.errors import ConflictingStateError, InvalidRequestError, NotFoundError
 from assistd.core.pagination import ListParams, paginate
 from assistd.files import service as files_service
 from assistd.messages.schemas import (
@@ -19,7 +20,9 @@ from assistd.messages.schemas import (
     MessageModify,
     MessageObject,
 )
-from assistd.models import Message
+from assistd.models import Message, Run, Thread
+from assistd.models.run import ACTIVE_STATUSES
+from assistd.vector_stores import service as vector_stores_service
 
 _IMAGE_URL_SCHEMES = ("http://", "https://", "data:image/")
 
@@ -132,6 +135,63 @@ async def create(
         incomplete_details=None,
     )
     session.add(row)
+    return row
+
+
+async def require_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
+    """404 unless the thread exists in the project (no row loaded)."""
+    found = await session.scalar(
+        select(Thread.id).where(Thread.id == thread_id, Thread.project_id == project_id)
+    )
+    if found is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+
+
+async def bump_version(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
+    """Lock the thread (404 when not the project's) and count a change to its messages
+    (``Thread.version``, bumped by adding or deleting one): a run being created without a
+    transaction sees it (``runs.service.create_run_direct``)."""
+    thread: Thread | None = await session.scalar(
+        update(Thread)
+        .where(Thread.id == thread_id, Thread.project_id == project_id)
+        .values(version=Thread.version + 1)
+        .returning(Thread)
+    )
+    if thread is None:
+        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    return thread
+
+
+_ACTIVE_RUN_OF = (
+    select(Run.id)
+    .where(Run.thread_id == bindparam("thread_id"), Run.status.in_(ACTIVE_STATUSES))
+    .limit(1)
+)
+
+
+async def add(
+    session: AsyncSession,
+    project_id: str,
+    thread_id: str,
+    req: MessageCreate,
+    embeddings: EmbeddingSettings,
+) -> Message:
+    """``POST /messages``: create a message unless a run is active on the thread (OpenAI
+    answers 400); files attached for file_search go into the thread's vector store."""
+    thread = await bump_version(session, project_id, thread_id)
+    # Checked by a statement of its own: it sees every run inserted before the lock was
+    # taken (the statement taking it reads the rows as they were when it started).
+    active = await session.scalar(_ACTIVE_RUN_OF, {"thread_id": thread_id})
+    if active is not None:
+        raise ConflictingStateError(
+            f"Can't add messages to {thread_id} while a run {active} is active.",
+            param="thread_id",
+        )
+    row = await create(session, project_id, thread_id, req)
+    await vector_stores_service.attach_to_thread(
+        session, thread, file_search_attachments([req]), embeddings
+    )
+    await session.flush()
     return row
 
 

@@ -16,7 +16,7 @@ class KeyCache:
     """Remembers key → project for a few seconds so most requests skip the lookup.
 
     A revoked key is forgotten at once: revocation notifies every API process
-    (``core.notify.KEYS_CHANNEL``); ``ttl`` bounds a revoked key's life only when that
+    (``core.channels.KEYS_CHANNEL``); ``ttl`` bounds a revoked key's life only when that
     notification is lost, and the cache is emptied whenever listening (re)starts.
     """
 

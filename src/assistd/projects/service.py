@@ -10,8 +10,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core import ids
+from assistd.core.channels import KEYS_CHANNEL, notify
 from assistd.core.clock import now
-from assistd.core.notify import KEYS_CHANNEL
 from assistd.models import ApiKey, Project
 
 KEY_PREFIX = "sk-assistd-"
@@ -85,7 +85,7 @@ async def revoke_key(session: AsyncSession, key_id: str) -> bool:
     )
     if digest is None:
         return False
-    await session.execute(select(func.pg_notify(KEYS_CHANNEL, digest)))
+    await notify(session, KEYS_CHANNEL, digest)
     return True
 
 

@@ -1,8 +1,9 @@
 """The run event log: append events and wake whoever tails them.
 
 Appending notifies: a trigger on ``run_events`` (migrations 0005, 0006) sends ``pg_notify`` on
-``EVENTS_CHANNEL`` with the run id once per statement and watched run (one a stream tail of
-another process than the writer registered in ``run_watchers``), delivered at commit.
+``core.channels.EVENTS_CHANNEL`` with the run id once per statement and watched run (one a
+stream tail of another process than the writer registered in ``run_watchers``), delivered at
+commit.
 
 Only a run's current owner appends (the API while it creates or resumes a run, one worker
 while it executes it, the reaper when it takes a dead worker's run), so ids are in commit
@@ -21,11 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from assistd.core.db import execute_alone
 from assistd.models import RunEvent
 from assistd.models.rows import Row, insert_values
-
-EVENTS_CHANNEL = "assistd_run_events"
-"""NOTIFY channel: payload is the run id whose log grew."""
-QUEUE_CHANNEL = "assistd_runs"
-"""NOTIFY channel: payload ``queued:<run id>`` or ``cancel:<run id>`` for workers."""
 
 END_EVENTS = frozenset(
     {
@@ -185,11 +181,6 @@ async def append_many(
     if not rows:
         return
     await session.execute(insert(RunEvent), rows)
-
-
-async def notify(session: AsyncSession, channel: str, payload: str) -> None:
-    """``pg_notify`` inside the current transaction (delivered at commit)."""
-    await session.execute(select(func.pg_notify(channel, payload)))
 
 
 async def last_event_id(session: AsyncSession, run_id: str) -> int:

@@ -10,7 +10,6 @@ from starlette.responses import StreamingResponse
 
 from assistd.core.config import Settings
 from assistd.core.schemas import ListPage, page_of
-from assistd.engine.sink import RunDiscarded
 from assistd.models import Run
 from assistd.projects.auth import ProjectDep
 from assistd.runs import service, stream
@@ -22,6 +21,7 @@ from assistd.runs.schemas import (
     SubmitToolOutputs,
     ThreadAndRunCreate,
 )
+from assistd.runs.starter import RunDiscarded, Starter
 from assistd.runs.wire import run_to_wire, step_to_wire
 from assistd.web.deps import (
     ListParamsDep,
@@ -32,7 +32,6 @@ from assistd.web.deps import (
 )
 from assistd.web.routing import ApiRoute
 from assistd.web.sse import sse_response
-from assistd.worker.loop import LocalRuns, Worker
 
 router = APIRouter(tags=["runs"], route_class=ApiRoute)
 
@@ -65,21 +64,21 @@ def _json(run: RunObject) -> Response:
     return Response(run.model_dump_json(), media_type="application/json")
 
 
-def _local_worker(request: Request) -> Worker | None:
-    """This process's own worker, when it can take one more run now."""
-    worker: Worker | None = getattr(request.app.state, "worker", None)
-    return worker if worker is not None and worker.can_adopt() else None
+def _starter(request: Request) -> Starter | None:
+    """This process's own worker (``app.state.starter``), when it can take one more run now."""
+    starter: Starter | None = getattr(request.app.state, "starter", None)
+    return starter if starter is not None and starter.can_start() else None
 
 
 async def _answer(
-    request: Request, session: AsyncSession, run: Run, worker: Worker | None
+    request: Request, session: AsyncSession, run: Run, starter: Starter | None
 ) -> RunObject:
     """Start an adopted run on the local worker (its writes wait for the commit); the run as
     created."""
-    if worker is None:
+    if starter is None:
         return run_to_wire(run)
     created = _as_created(run, adopted=True)  # before the executor can change the run
-    gate = await worker.adopt(session, run.id)
+    gate = await starter.adopt(session, run.id)
 
     def committed() -> None:
         if not gate.done():
@@ -105,11 +104,11 @@ async def create_thread_and_run(
     body: ThreadAndRunCreate, request: Request, session: SessionDep, project: ProjectDep
 ) -> Response:
     """Create a thread and run it (``stream: true`` answers with server-sent events)."""
-    worker = _local_worker(request)
+    starter = _starter(request)
     run = await service.create_thread_and_run(
-        session, _settings(request), project, body, adopt=worker.id if worker else None
+        session, _settings(request), project, body, adopt=starter.id if starter else None
     )
-    created = await _answer(request, session, run, worker)
+    created = await _answer(request, session, run, starter)
     if body.stream:
         return _stream(request, run.id, 0)
     return _json(created)
@@ -124,33 +123,32 @@ async def create_run(
     include: IncludeQuery = [],  # noqa: B006 - FastAPI copies defaults
 ) -> Response:
     """Create a run (``stream: true`` answers with server-sent events)."""
-    worker = _local_worker(request)
+    starter = _starter(request)
     include = service.check_include(include)
     if not body.additional_messages:
         # No transaction, two statements; this process's worker starts the run between them
         # or after them (service.create_run_direct).
-        state = request.app.state
         created: list[RunObject] = []
-        local = None
-        if worker is not None:
-            # The answer is taken before the executor holds the run.
-            local = LocalRuns(
-                worker,
-                state.read_sessionmaker,
-                on_start=lambda run: created.append(_as_created(run, adopted=True)),
-            )
         run = await service.create_run_direct(
-            state.engine, _settings(request), project, thread_id, body, include, local
+            request.app.state.engine,
+            _settings(request),
+            project,
+            thread_id,
+            body,
+            include,
+            starter,
+            # The answer is taken before the executor holds the run.
+            on_start=lambda run: created.append(_as_created(run, adopted=True)),
         )
         answer = created[0] if created else _as_created(run, adopted=False)
     else:
         # A transaction (as SessionDep's) only here: the path above needs none.
-        adopt = worker.id if worker else None
+        adopt = starter.id if starter else None
         async with request_transaction(request) as session:
             run = await service.create_run(
                 session, _settings(request), project, thread_id, body, include, adopt=adopt
             )
-            answer = await _answer(request, session, run, worker)
+            answer = await _answer(request, session, run, starter)
     if body.stream:
         return _stream(request, run.id, 0)
     return _json(answer)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy import and_, bindparam, select
@@ -17,13 +18,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from assistd.assistants import service as assistants_service
 from assistd.assistants.schemas import response_format_to_wire, tool_to_wire
 from assistd.core import ids
+from assistd.core.channels import Wake, queue_notification, wake_workers
 from assistd.core.clock import now
-from assistd.core.config import EmbeddingSettings, Settings
+from assistd.core.config import Settings
 from assistd.core.db import execute_alone
 from assistd.core.errors import ConflictingStateError, InvalidRequestError, NotFoundError
 from assistd.core.pagination import ListParams, paginate
 from assistd.messages import service as messages_service
-from assistd.messages.schemas import MessageCreate
 from assistd.models import Assistant, Message, Run, RunStep, Thread
 from assistd.models.rows import columns_of, loaded, plain_row, width
 from assistd.models.run import ACTIVE_STATUSES
@@ -35,6 +36,7 @@ from assistd.runs.schemas import (
     SubmitToolOutputs,
     ThreadAndRunCreate,
 )
+from assistd.runs.starter import EarlyStart, Starter
 from assistd.runs.status import recorded
 from assistd.runs.wire import run_data, step_data
 from assistd.threads import service as threads_service
@@ -105,41 +107,6 @@ def _idle_thread_with_assistant_sql(messages: bool) -> str:
     )
 
 
-class EarlyStart(Protocol):
-    """A run started before its insert returned (``worker.loop.EarlyRun``)."""
-
-    def inserted(self, fresh: bool) -> None:
-        """The run is in the database; ``fresh``: its context is still the thread's."""
-
-    def dropped(self) -> None:
-        """The run was not inserted."""
-
-
-class LocalStart(Protocol):
-    """Starts runs on this process's worker (``worker.loop.LocalRuns``)."""
-
-    worker_id: str
-    """The worker's id (its runs are inserted already claimed)."""
-
-    def early(
-        self, run: Run, thread: Thread, assistant: Assistant, messages: list[Message]
-    ) -> EarlyStart:
-        """Start ``run`` on ``messages`` before its insert returns."""
-        ...
-
-    def inserted(
-        self, run: Run, thread: Thread, assistant: Assistant, messages: list[Message] | None
-    ) -> None:
-        """Start the inserted ``run`` on ``messages`` (None: read anew)."""
-
-
-_ACTIVE_RUN_OF = (
-    select(Run.id)
-    .where(Run.thread_id == bindparam("thread_id"), Run.status.in_(ACTIVE_STATUSES))
-    .limit(1)
-)
-
-
 async def lock_idle_thread(
     session: AsyncSession, project_id: str, thread_id: str, assistant_id: str | None = None
 ) -> tuple[Thread, Assistant | None]:
@@ -171,31 +138,6 @@ class ActiveRunError(ConflictingStateError):
         self.thread_id, self.run_id = thread_id, run_id
 
 
-async def add_message(
-    session: AsyncSession,
-    project_id: str,
-    thread_id: str,
-    req: MessageCreate,
-    embeddings: EmbeddingSettings,
-) -> Message:
-    """Create a message unless a run is active on the thread (OpenAI answers 400)."""
-    thread = await threads_service.bump_version(session, project_id, thread_id)
-    # Checked by a statement of its own: it sees every run inserted before the lock was
-    # taken (the statement taking it reads the rows as they were when it started).
-    active = await session.scalar(_ACTIVE_RUN_OF, {"thread_id": thread_id})
-    if active is not None:
-        raise ConflictingStateError(
-            f"Can't add messages to {thread_id} while a run {active} is active.",
-            param="thread_id",
-        )
-    row = await messages_service.create(session, project_id, thread_id, req)
-    await vector_stores_service.attach_to_thread(
-        session, thread, messages_service.file_search_attachments([req]), embeddings
-    )
-    await session.flush()
-    return row
-
-
 def _tool_choice(value: Any, tools: list[dict[str, Any]]) -> Any:
     if value is None:
         return "auto"
@@ -222,7 +164,7 @@ def _tool_choice(value: Any, tools: list[dict[str, Any]]) -> Any:
 
 def _keep(session: AsyncSession, *rows: object) -> None:
     """Hold ``rows`` for the rest of the session: its identity map references objects only
-    weakly, and the run's context, read later in the same transaction (``Worker.adopt``),
+    weakly, and the run's context, read later in the same transaction (``Starter.adopt``),
     then finds the thread and the assistant there instead of reading them again."""
     session.info.setdefault("assistd.keep", []).extend(rows)
 
@@ -307,7 +249,7 @@ def _build_run(
         produced += recorded(
             run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1
         )
-    notify = None if adopt is not None else (events.QUEUE_CHANNEL, f"queued:{run.id}")
+    notify = None if adopt is not None else queue_notification(Wake.QUEUED, run.id)
     return run, produced, notify
 
 
@@ -389,7 +331,8 @@ async def create_run_direct(
     thread_id: str,
     req: RunCreate,
     include: list[str],
-    local: LocalStart | None = None,
+    local: Starter | None = None,
+    on_start: Callable[[Run], None] | None = None,
 ) -> Run:
     """``create_run`` for a request without additional messages, without a transaction, in
     two hand-written statements (``execute_alone``: no ORM session; objects are built from
@@ -401,7 +344,8 @@ async def create_run_direct(
     one-active-run index decides races. The run goes to ``local`` with the messages read:
     a streamed run before the insert (``local.early``: the model is called while the insert
     is on its way; the first token is what a stream waits for), any other once inserted (a
-    burst of them answers its requests sooner). A message added or deleted in between, or
+    burst of them answers its requests sooner); ``on_start`` sees the run just before it
+    starts. A message added or deleted in between, or
     another run created (which may have ended, adding its answer, before this insert), is
     ordered by the thread lock and bumps the thread's ``version``, as this insert does: the
     version it leaves is not the one read plus one, and the run's context is read anew
@@ -429,13 +373,17 @@ async def create_run_direct(
         req,
         include,
         assistant,
-        adopt=None if local is None else local.worker_id,
+        adopt=None if local is None else local.id,
     )
     make_transient_to_detached(run)
     messages = [] if local is None else [loaded(Message, values) for values in row[n + 1 + k]]
-    early = local.early(run, thread, assistant, messages) if local and req.stream else None
+    early = None
+    if local is not None and req.stream:
+        if on_start is not None:
+            on_start(run)
+        early = local.start_early(run, thread, assistant, messages)
     insert = _insert_and_start(
-        engine, run, thread, assistant, messages, produced, notify, local, early
+        engine, run, thread, assistant, messages, produced, notify, local, early, on_start
     )
     try:
         # Shielded: a request cancelled meanwhile (a server shutting down) still starts the run
@@ -455,8 +403,9 @@ async def _insert_and_start(
     messages: list[Message],
     produced: list[tuple[str, dict[str, Any]]],
     notify: tuple[str, str] | None,
-    local: LocalStart | None,
+    local: Starter | None,
     early: EarlyStart | None,
+    on_start: Callable[[Run], None] | None,
 ) -> None:
     """``create_run_direct``'s insert, and then the start of the run (or the end of its
     early start)."""
@@ -478,7 +427,9 @@ async def _insert_and_start(
     if early is not None:
         early.inserted(fresh)
     elif local is not None:
-        local.inserted(run, thread, assistant, messages if fresh else None)
+        if on_start is not None:
+            on_start(run)
+        local.start_inserted(run, thread, assistant, messages if fresh else None)
 
 
 async def create_thread_and_run(
@@ -531,7 +482,7 @@ async def list_runs(
     session: AsyncSession, project_id: str, thread_id: str, params: ListParams
 ) -> tuple[list[Run], bool]:
     """A page of the thread's runs."""
-    await threads_service.require(session, project_id, thread_id)
+    await messages_service.require_thread(session, project_id, thread_id)
     return await paginate(session, Run, [Run.thread_id == thread_id], params)
 
 
@@ -559,7 +510,7 @@ async def cancel_run(session: AsyncSession, project_id: str, thread_id: str, run
     elif run.status == "in_progress":
         # The worker owns the run's event log; it reports cancelling → cancelled.
         run.status = "cancelling"
-        await events.notify(session, events.QUEUE_CHANNEL, f"cancel:{run.id}")
+        await wake_workers(session, Wake.CANCEL, run.id)
     elif run.status != "cancelling":
         raise ConflictingStateError(
             f"Cannot cancel run with status '{run.status}'.", param="run_id"
@@ -641,7 +592,7 @@ async def submit_tool_outputs(
             produced.append(("thread.run.step.completed", step_data(step, run.include)))
     produced += recorded(run, "queued", expires_at=now() + settings.runs.expires_seconds)
     await events.append(session, run.id, produced)
-    await events.notify(session, events.QUEUE_CHANNEL, f"queued:{run.id}")
+    await wake_workers(session, Wake.QUEUED, run.id)
     await session.flush()
     return run, cursor
 

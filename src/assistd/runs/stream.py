@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistd.core.channels import EVENTS_CHANNEL
+from assistd.core.ids import process_tag
 from assistd.core.notify import Listener
 from assistd.models import Run, RunEvent, RunWatcher
 from assistd.models.run import TERMINAL_STATUSES
-from assistd.runs.events import END_EVENTS, EVENTS_CHANNEL
+from assistd.runs.events import END_EVENTS
 from assistd.runs.local import HUB, LocalEvents
 
 _PAGE = 1000
@@ -31,7 +30,7 @@ RACE_POLL_SECONDS = 0.05
 """Just after a tail registers as a watcher, a write whose trigger ran before the registration
 committed sends no NOTIFY: the tail reads this often for that long instead of waiting for one."""
 
-_PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+_PROCESS = process_tag()
 _numbers = itertools.count(1)
 _unwatching: set[asyncio.Task[None]] = set()
 

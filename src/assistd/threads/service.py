@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.assistants import resources
 from assistd.core import ids
+from assistd.core.channels import Wake, wake_workers
 from assistd.core.clock import now
 from assistd.core.config import EmbeddingSettings
 from assistd.core.errors import NotFoundError
 from assistd.messages import service as messages_service
 from assistd.models import Thread
-from assistd.runs import events
 from assistd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
 from assistd.vector_stores import service as vector_stores_service
-
-THREAD_DELETED_PREFIX = "thread_deleted:"
-"""Queue-channel payload prefix: the thread is gone (workers drop its sandbox)."""
 
 
 def to_wire(t: Thread) -> ThreadObject:
@@ -69,15 +66,6 @@ async def get(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
     return row
 
 
-async def require(session: AsyncSession, project_id: str, thread_id: str) -> None:
-    """404 unless the thread exists in the project (no row loaded)."""
-    found = await session.scalar(
-        select(Thread.id).where(Thread.id == thread_id, Thread.project_id == project_id)
-    )
-    if found is None:
-        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
-
-
 async def modify(
     session: AsyncSession, project_id: str, thread_id: str, req: ThreadModify
 ) -> Thread:
@@ -93,21 +81,6 @@ async def modify(
     return row
 
 
-async def bump_version(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
-    """Lock the thread (404 when not the project's) and count a change to its messages
-    (``Thread.version``, bumped by adding or deleting one): a run being created without a
-    transaction sees it (``runs.service.create_run_direct``)."""
-    thread: Thread | None = await session.scalar(
-        update(Thread)
-        .where(Thread.id == thread_id, Thread.project_id == project_id)
-        .values(version=Thread.version + 1)
-        .returning(Thread)
-    )
-    if thread is None:
-        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
-    return thread
-
-
 async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
     """Delete a thread and (by cascade) its messages."""
     result = await session.execute(
@@ -118,4 +91,4 @@ async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) 
     if result.first() is None:
         raise NotFoundError.for_object("thread", thread_id, param="thread_id")
     # Workers remove the thread's code_interpreter sandbox (after this commits).
-    await events.notify(session, events.QUEUE_CHANNEL, THREAD_DELETED_PREFIX + thread_id)
+    await wake_workers(session, Wake.THREAD_DELETED, thread_id)

@@ -26,6 +26,15 @@ __all__ = [
 ]
 
 
+class VectorStoreHelper(RequestModel):
+    """``tool_resources.file_search.vector_stores[]`` of an assistant or a thread: a store
+    created on the fly."""
+
+    file_ids: Annotated[list[str], Field(max_length=10000)] | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: Metadata = None
+
+
 class ExpiresAfter(RequestModel):
     """Expiry relative to the store's last activity."""
 

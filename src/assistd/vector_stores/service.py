@@ -10,15 +10,14 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistd.assistants.schemas import VectorStoreHelper
 from assistd.core import ids
+from assistd.core.channels import Wake, wake_workers
 from assistd.core.clock import now
 from assistd.core.config import EmbeddingSettings
 from assistd.core.errors import InvalidRequestError, NotFoundError
 from assistd.core.pagination import ListParams, paginate
 from assistd.files import service as files_service
 from assistd.models import Chunk, Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
-from assistd.runs import events
 from assistd.vector_stores.schemas import (
     BatchFile,
     FileBatchCreate,
@@ -27,13 +26,13 @@ from assistd.vector_stores.schemas import (
     VectorStoreCreate,
     VectorStoreFileCreate,
     VectorStoreFileObject,
+    VectorStoreHelper,
     VectorStoreModify,
     VectorStoreObject,
     chunking_to_wire,
 )
 
 DAY = 86_400
-INGEST_PREFIX = "ingest:"
 
 
 def _expires_at(expires_after: dict[str, Any] | None, last_active_at: int | None) -> int | None:
@@ -252,7 +251,7 @@ async def touch(session: AsyncSession, store: VectorStore) -> None:
 
 
 async def _wake_ingest(session: AsyncSession, store_id: str) -> None:
-    await events.notify(session, events.QUEUE_CHANNEL, INGEST_PREFIX + store_id)
+    await wake_workers(session, Wake.INGEST, store_id)
 
 
 async def _add_file(

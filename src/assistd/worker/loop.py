@@ -6,24 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistd.core.channels import QUEUE_CHANNEL, Wake, parse_queue_payload
 from assistd.core.db import engine_of, transaction
+from assistd.core.ids import process_tag
 from assistd.core.logs import Repeats
 from assistd.core.notify import Listener
 from assistd.engine import prompt
 from assistd.engine.executor import EngineDeps, RunExecutor
-from assistd.engine.sink import RunDiscarded
 from assistd.files import service as files_service
 from assistd.llm import tokens
 from assistd.models import Assistant, Message, Run, Thread
-from assistd.runs.events import QUEUE_CHANNEL
-from assistd.threads.service import THREAD_DELETED_PREFIX
+from assistd.runs.starter import RunDiscarded
 from assistd.uploads import service as uploads_service
 from assistd.vector_stores import ingest
 from assistd.vector_stores import service as vector_store_service
@@ -51,12 +48,10 @@ class EarlyRun:
         run: Run,
         thread: Thread,
         assistant: Assistant,
-        read_maker: async_sessionmaker[AsyncSession],
         gate: asyncio.Future[None],
     ) -> None:
         self._worker = worker
         self._rows = (run, thread, assistant)
-        self._read_maker = read_maker
         self._gate = gate
 
     def inserted(self, fresh: bool) -> None:
@@ -68,7 +63,7 @@ class EarlyRun:
             return
         run, thread, assistant = self._rows
         self._gate.set_exception(RunDiscarded(run.id))
-        self._worker.start_inserted(run, thread, assistant, None, self._read_maker)
+        self._worker.start_inserted(run, thread, assistant, None)
 
     def dropped(self) -> None:
         """The insert failed: the run never existed, and nothing of it is written."""
@@ -76,46 +71,21 @@ class EarlyRun:
             self._gate.set_exception(RunDiscarded(self._rows[0].id))
 
 
-class LocalRuns:
-    """Starts the runs this process creates on its worker, for
-    ``runs.service.create_run_direct``; ``on_start`` sees each run first."""
+class Worker:
+    """Executes runs until ``stop()``; any number may share one database. It is its process's
+    ``runs.starter.Starter``: ``read_maker`` reads the context of the runs started so."""
 
     def __init__(
         self,
-        worker: Worker,
-        read_maker: async_sessionmaker[AsyncSession],
-        on_start: Callable[[Run], None] | None = None,
+        deps: EngineDeps,
+        listener: Listener,
+        read_maker: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
-        self._worker = worker
-        self.worker_id = worker.id
-        self._read_maker = read_maker
-        self._on_start = on_start
-
-    def early(
-        self, run: Run, thread: Thread, assistant: Assistant, messages: list[Message]
-    ) -> EarlyRun:
-        """``Worker.start_early``."""
-        if self._on_start is not None:
-            self._on_start(run)
-        return self._worker.start_early(run, thread, assistant, messages, self._read_maker)
-
-    def inserted(
-        self, run: Run, thread: Thread, assistant: Assistant, messages: list[Message] | None
-    ) -> None:
-        """``Worker.start_inserted``."""
-        if self._on_start is not None:
-            self._on_start(run)
-        self._worker.start_inserted(run, thread, assistant, messages, self._read_maker)
-
-
-class Worker:
-    """Executes runs until ``stop()``; any number may share one database."""
-
-    def __init__(self, deps: EngineDeps, listener: Listener) -> None:
         self.deps = deps
         self.settings = deps.settings.worker
         self.listener = listener
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.id = process_tag()
+        self._read_maker = read_maker or deps.maker
         self._wake = asyncio.Event()
         self._full = False
         self._ingest_wake = asyncio.Event()
@@ -129,15 +99,18 @@ class Worker:
         listener.on(QUEUE_CHANNEL, self._on_notify)
 
     def _on_notify(self, payload: str) -> None:
-        kind, _, run_id = payload.partition(":")
-        if kind == "queued":
+        note = parse_queue_payload(payload)
+        if note is None:
+            return
+        kind, target = note
+        if kind is Wake.QUEUED:
             self._wake.set()
-        elif kind == "ingest":
+        elif kind is Wake.INGEST:
             self._ingest_wake.set()
-        elif kind == "cancel" and run_id in self._executors:
-            self._executors[run_id].cancel.set()
-        elif payload.startswith(THREAD_DELETED_PREFIX) and self.deps.sandbox is not None:
-            thread_id = payload.removeprefix(THREAD_DELETED_PREFIX)
+        elif kind is Wake.CANCEL and target in self._executors:
+            self._executors[target].cancel.set()
+        elif kind is Wake.THREAD_DELETED and self.deps.sandbox is not None:
+            thread_id = target
             task = asyncio.create_task(
                 self._drop_sandbox(thread_id), name=f"drop-sandbox-{thread_id}"
             )
@@ -184,7 +157,7 @@ class Worker:
                 "removing the sandbox of deleted thread %s failed", thread_id, exc_info=True
             )
 
-    def can_adopt(self) -> bool:
+    def can_start(self) -> bool:
         """Whether a run created in this process may be handed straight to this worker."""
         return not self._stopping.is_set() and len(self._tasks) < self.settings.concurrency
 
@@ -211,7 +184,6 @@ class Worker:
         thread: Thread,
         assistant: Assistant,
         messages: list[Message],
-        read_maker: async_sessionmaker[AsyncSession],
     ) -> EarlyRun:
         """Start a run, already claimed for this worker, while the statement inserting it is
         still on its way (``runs.service.create_run_direct``): its context is the thread's
@@ -219,13 +191,13 @@ class Worker:
         Nothing the run writes is written before the returned ``EarlyRun`` hears how the
         insert went."""
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        storage = self.deps.storage
+        storage, read_maker = self.deps.storage, self._read_maker
 
         async def load() -> prompt.RunContext:
             return await prompt.context_of(read_maker, storage, run, thread, assistant, messages)
 
         self._start(run.id, gate=gate, loader=load)
-        return EarlyRun(self, run, thread, assistant, read_maker, gate)
+        return EarlyRun(self, run, thread, assistant, gate)
 
     def start_inserted(
         self,
@@ -233,14 +205,13 @@ class Worker:
         thread: Thread,
         assistant: Assistant,
         messages: list[Message] | None,
-        read_maker: async_sessionmaker[AsyncSession],
     ) -> None:
         """Start a run this process has just inserted, already claimed for this worker, on
         the thread's ``messages`` as read before the insert (still the thread's: its version
         did not change), or on its context read anew (``None``: after the insert, so every
         message the thread lock ordered before it is there). A dropped early start of the
         run is let go first."""
-        storage = self.deps.storage
+        storage, read_maker = self.deps.storage, self._read_maker
         engine = engine_of(self.deps.maker)
         dropped = self._tasks.get(run.id)
 
