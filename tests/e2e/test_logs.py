@@ -324,3 +324,51 @@ def test_log_format_without_a_terminal(tmp_path: Path, fmt: str) -> None:
     else:
         assert STAMP.match(lines[0]), lines[0]
         assert " ERROR " in lines[0], lines[0]
+
+
+FAILING_APP = """
+import threading, time, httpx, uvicorn
+from fastapi import FastAPI
+from assistd.core import logs
+from assistd.web import errors
+from assistd.web.middleware import RequestMiddleware
+
+logs.setup("info", "json")
+app = FastAPI()
+errors.install(app)
+app.add_middleware(RequestMiddleware)
+
+
+@app.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("boom")
+
+
+server = uvicorn.Server(uvicorn.Config(app, port=PORT, log_config=None, access_log=False))
+thread = threading.Thread(target=server.run)
+thread.start()
+while not server.started:
+    time.sleep(0.05)
+assert httpx.get("http://127.0.0.1:PORT/boom").status_code == 500
+server.should_exit = True
+thread.join()
+"""
+
+
+def test_a_500_logs_one_traceback() -> None:
+    """The app's own error handling and middleware under uvicorn, with a route that fails:
+    the 500 is logged once with its traceback (Starlette re-raises it to uvicorn, which would
+    log it again), as JSON lines only."""
+    script = FAILING_APP.replace("PORT", str(free_port()))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    failed = [r for r in records if "exc_info" in r]
+    assert len(failed) == 1, done.stderr
+    assert failed[0]["logger"] == "assistd.web.errors"
+    assert "RuntimeError: boom" in failed[0]["exc_info"]
+    access = [r for r in records if r["logger"] == "assistd.access"]
+    assert [(a["path"], a["status"]) for a in access] == [("/boom", 500)]
+    assert failed[0]["request_id"] == access[0]["request_id"]

@@ -45,12 +45,23 @@ class _ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("uvicorn"):
-            if record.name == "uvicorn.error" and str(record.msg).startswith(_UNHANDLED):
+            if _logged_already(record):
                 return False
             record.name = _SERVER
         record.request_id = request_id.get()
         record.run_id = run_id.get()
         return True
+
+
+def _logged_already(record: logging.LogRecord) -> bool:
+    """uvicorn's report of an exception the app's 500 handler (``web.errors``) logged: every
+    ``Exception`` reaches that handler, which Starlette then raises on to uvicorn."""
+    return (
+        record.name == "uvicorn.error"
+        and str(record.msg).startswith(_UNHANDLED)
+        and record.exc_info is not None
+        and isinstance(record.exc_info[1], Exception)
+    )
 
 
 def _ids(record: logging.LogRecord) -> list[tuple[str, str]]:
