@@ -130,13 +130,19 @@ def chunk_pages(
 
     enc = encoding()
     vocab = _vocabulary()
-    tokens = enc.encode_ordinary(text)
+    # As encode_ordinary, into 4 bytes a token rather than a list of int objects (a text at
+    # the ingestion limit is millions of tokens).
+    tokens = enc.encode_to_numpy(text, disallowed_special=())
     total = len(tokens)
     continues = vocab.continues
 
     def clean(position: int) -> bool:
         """Whether a cut before ``tokens[position]`` falls between two characters."""
-        return position >= total or not continues[tokens[position]]
+        return position >= total or not continues[int(tokens[position])]
+
+    def span_bytes(first: int, stop: int) -> int:
+        """Bytes of ``tokens[first:stop]``."""
+        return sum(map(vocab.lengths.__getitem__, tokens[first:stop].tolist()))
 
     def cut(position: int, floor: int) -> int:
         """The nearest clean cut at or before ``position`` (and after ``floor``)."""
@@ -152,19 +158,19 @@ def chunk_pages(
     start_byte = 0  # byte offset of tokens[start] in the joined text
     while True:
         end = total if start + max_tokens >= total else cut(start + max_tokens, start)
-        data = enc.decode_bytes(tokens[start:end])
+        data = enc.decode_bytes(tokens[start:end].tolist())
         skipped = 0
         if not clean(start):  # the split character belongs to the previous chunk
             skipped = _continuation_prefix(data)
             data = data[skipped:]
         if not clean(end):  # complete the character split at the end
-            following = enc.decode_bytes(tokens[end : end + 4])
+            following = enc.decode_bytes(tokens[end : end + 4].tolist())
             data += following[: _continuation_prefix(following)]
         chunk_text = data.decode("utf-8", errors="replace")
         following_start = end if end >= total else cut(start + step, start)
         # The overlaps as character offsets: the previous chunk's end, the next one's start.
         head = _chars(data, previous_end_bytes - skipped) if previous_end_bytes else 0
-        tail_bytes = sum(map(vocab.lengths.__getitem__, tokens[start:following_start])) - skipped
+        tail_bytes = span_bytes(start, following_start) - skipped
         tail = None if end >= total else _chars(data, tail_bytes)
         if chunk_text.strip():
             first = start_byte + skipped + len(data) - len(data.lstrip())
@@ -182,7 +188,7 @@ def chunk_pages(
         if end >= total:
             break
         # Bytes of this chunk (from the next one's start) that the next chunk starts with.
-        previous_end_bytes = sum(map(vocab.lengths.__getitem__, tokens[following_start:end]))
-        start_byte += sum(map(vocab.lengths.__getitem__, tokens[start:following_start]))
+        previous_end_bytes = span_bytes(following_start, end)
+        start_byte += span_bytes(start, following_start)
         start = following_start
     return chunks

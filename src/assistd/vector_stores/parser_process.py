@@ -4,7 +4,8 @@ A small hostile document (a PDF whose content stream inflates to tens of megabyt
 Office file with a huge XML part) can make the parsers allocate gigabytes; in the server
 process that takes the API down with it. So ingestion hands a file's bytes to a long-lived
 child (``python -m assistd.vector_stores.parser_process``, started once: its imports take
-about a second) whose address space is capped with ``RLIMIT_AS``. A child that breaks the
+about a second) whose address space, once it is ready, may grow by ``memory_bytes`` at most
+(``RLIMIT_AS``). A child that breaks the
 memory or time limit is killed and replaced, and the file fails (``invalid_file``) with a
 message naming the limit.
 
@@ -89,9 +90,13 @@ def _handle(
     return {"chunks": [[c.index, c.text, c.tokens, c.page, c.head, c.tail] for c in chunks]}
 
 
+def _vm_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
+
+
 def _child_main(config: dict[str, Any]) -> None:
     memory = int(config["memory_bytes"])
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # PDFium aborts when out of memory
     limits = parsing.Limits(**config["limits"])
     # The protocol keeps the real stdout; whatever a library prints goes to stderr instead.
@@ -104,6 +109,9 @@ def _child_main(config: dict[str, Any]) -> None:
     import pypdfium2  # noqa: F401
 
     chunking.chunk_pages([parsing.Page("ready")])
+    # The budget is what a file may add to the libraries loaded above.
+    ready_rss, limit = _rss_bytes(), _vm_bytes() + memory
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _write_frame(out, _READY)
     while True:
         header = _read_frame(source)
@@ -114,7 +122,7 @@ def _child_main(config: dict[str, Any]) -> None:
         del data
         # Memory a big file left behind is returned by ending this child (the parent
         # starts another); fragmentation would keep it otherwise.
-        reply["retire"] = reply.get("retire", False) or _rss_bytes() > memory // 2
+        reply["retire"] = reply.get("retire", False) or _rss_bytes() - ready_rss > memory // 2
         _write_frame(out, json.dumps(reply, ensure_ascii=False).encode())
         if reply["retire"]:
             return
