@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import io
-import json
 import logging
 import re
 import time
@@ -20,56 +17,34 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core import ids, logs, metrics
 from assistd.core.clock import now
-from assistd.core.config import Settings
 from assistd.core.db import transaction
 from assistd.engine import citations, prompt
+from assistd.engine.deps import EngineDeps, build_engine_deps
+from assistd.engine.events import EngineEvent
+from assistd.engine.face import ASSISTANTS, Face
 from assistd.engine.sink import LOCKED_RUN, Event, LostOwnership, RunSink, Update
-from assistd.files import service as files_service
-from assistd.files.storage import FileStorage
+from assistd.engine.tools import FUNCTION, ServerTool, Tool, ToolCall, ToolContext, builtin_tools
 from assistd.llm import tokens
-from assistd.llm.chat import (
-    BackendError,
-    BackendRouter,
-    ChatRequest,
-    Usage,
-    router_from_environment,
-)
-from assistd.llm.embeddings import Embedder
+from assistd.llm.chat import BackendError, ChatRequest, Usage
 from assistd.messages.service import to_wire as message_to_wire
 from assistd.models import Message, Run, RunStep
 from assistd.models.rows import plain_row, table_of
 from assistd.runs import lifecycle
 from assistd.runs.status import move, transition
 from assistd.runs.wire import run_data, step_data
-from assistd.sandbox.containers import SandboxUnavailable
-from assistd.sandbox.manager import Execution, InputFile, SandboxManager
-from assistd.vector_stores import search
-from assistd.vector_stores import service as vector_store_service
+
+__all__ = ["EngineDeps", "RunExecutor", "build_engine_deps"]
 
 log = logging.getLogger(__name__)
 
 MAX_TURNS = 25
-INGESTION_POLL_SECONDS = 0.25
 SAVE_EVERY = 1.0
 """Seconds between saves of a streaming message's text."""
-
-
-@dataclass
-class EngineDeps:
-    """What executing a run needs from the process."""
-
-    maker: async_sessionmaker[AsyncSession]
-    router: BackendRouter
-    storage: FileStorage
-    settings: Settings
-    embedders: Callable[[str], Embedder]
-    """Embedder by model name (a vector store keeps the model it was created with)."""
-    sandbox: SandboxManager | None = None
-    """Runs code_interpreter calls (None: the tool is not available)."""
+SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 
 
 def _lost(exc: BaseException) -> bool:
@@ -80,112 +55,6 @@ def _lost(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__
     return False
-
-
-def _queries(arguments: str) -> list[str]:
-    """The ``queries`` the model passed to file_search (tolerating a bare ``query``)."""
-    try:
-        parsed = json.loads(arguments or "{}")
-    except ValueError:
-        return []
-    if not isinstance(parsed, dict):
-        return []
-    raw = parsed.get("queries", parsed.get("query", []))
-    items = raw if isinstance(raw, list) else [raw]
-    return [str(q) for q in items if str(q).strip()][:5]
-
-
-def _last_user_text(ctx: prompt.RunContext) -> list[str]:
-    for message in reversed(ctx.history):
-        if message.role == "user":
-            text = prompt.text_of(message.content)
-            if text.strip():
-                return [text]
-    return []
-
-
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
-SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
-
-
-def _partial_code(arguments: str) -> str:
-    """The ``code`` string decoded from JSON arguments that may still be arriving."""
-    match = re.search(r'"code"\s*:\s*"', arguments)
-    if match is None:
-        return ""
-    raw, out, i = arguments[match.end() :], [], 0
-    while i < len(raw):
-        ch = raw[i]
-        if ch == '"':
-            break
-        if ch == "\\":
-            if i + 1 >= len(raw):
-                break
-            nxt = raw[i + 1]
-            if nxt == "u":
-                if i + 6 > len(raw):
-                    break
-                with contextlib.suppress(ValueError):
-                    out.append(chr(int(raw[i + 2 : i + 6], 16)))
-                i += 6
-                continue
-            out.append(_ESCAPES.get(nxt, nxt))
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def _code(arguments: str) -> str:
-    """The code the model passed to code_interpreter (JSON ``{"code": ...}`` or bare code)."""
-    try:
-        parsed = json.loads(arguments or "{}")
-    except ValueError:
-        stripped = arguments.strip()
-        return _partial_code(arguments) if stripped.startswith("{") else stripped
-    if isinstance(parsed, dict):
-        return str(parsed.get("code") or parsed.get("input") or "")
-    return str(parsed)
-
-
-def _clip(text: str, limit: int) -> str:
-    """Head and tail of ``text`` when it is longer than ``limit`` characters."""
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n… [{len(text) - limit} characters cut] …\n{text[-half:]}"
-
-
-def _outcome(result: Execution) -> str:
-    """How an execution ended (a metrics label)."""
-    if result.notices and result.error and result.error.get("name") == "SandboxError":
-        return "sandbox_replaced"
-    if result.timed_out:
-        return "timed_out"
-    return "error" if result.error else "ok"
-
-
-def build_engine_deps(
-    settings: Settings,
-    maker: async_sessionmaker[AsyncSession],
-    storage: FileStorage,
-    embedders: Callable[[str], Embedder],
-) -> EngineDeps:
-    """Engine dependencies from settings (backends from the SDK's environment variables)."""
-    router = router_from_environment(
-        models_file=settings.models.models_file,
-        max_retries=settings.models.max_retries,
-        timeout=settings.models.timeout_seconds,
-    )
-    return EngineDeps(
-        maker=maker,
-        router=router,
-        storage=storage,
-        settings=settings,
-        embedders=embedders,
-        sandbox=SandboxManager(settings.sandbox),
-    )
 
 
 @dataclass
@@ -219,59 +88,15 @@ class _OpenMessage:
 
 
 @dataclass
-class _ToolCall:
-    id: str
-    name: str
-    arguments: str = ""
-    kind: str = "function"
-    """``function`` (the client runs it) or a built-in tool we run (``file_search``)."""
-    results: list[dict[str, Any]] = field(default_factory=list)
-    ranking: dict[str, Any] = field(default_factory=dict)
-    queries: list[str] = field(default_factory=list)
-    index: int = 0
-    streamed: int = 0
-    """Characters of code_interpreter input already sent as deltas."""
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    model_output: str = ""
-    files: dict[str, str] = field(default_factory=dict)
-    """/mnt/data path → file id of what the code wrote."""
-
-    def wire(self) -> dict[str, Any]:
-        """The tool call as the step stores it."""
-        if self.kind == "code_interpreter":
-            return {
-                "id": self.id,
-                "type": "code_interpreter",
-                "code_interpreter": {"input": _code(self.arguments), "outputs": self.outputs},
-                # Not on the wire (stripped): what the model saw, and the files written.
-                "_output": self.model_output,
-                "_files": self.files,
-            }
-        if self.kind == "file_search":
-            return {
-                "id": self.id,
-                "type": "file_search",
-                "file_search": {"ranking_options": self.ranking, "results": self.results},
-                # Not on the wire (stripped): what the model asked, to rebuild the prompt.
-                "_queries": self.queries,
-            }
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments, "output": None},
-        }
-
-
-@dataclass
 class _OpenToolStep:
     step_id: str
     created_at: int
-    calls: dict[int, _ToolCall] = field(default_factory=dict)
+    calls: dict[int, ToolCall] = field(default_factory=dict)
 
 
 @dataclass
 class _TurnResult:
-    function_calls: list[_ToolCall]
+    function_calls: list[ToolCall]
     usage: Usage
     finish_reason: str | None
     prompt_too_long: bool = False
@@ -298,12 +123,14 @@ class RunExecutor:
         preloaded: prompt.RunContext | None = None,
         gate: asyncio.Future[None] | None = None,
         loader: Callable[[], Awaitable[prompt.RunContext]] | None = None,
+        face: Face = ASSISTANTS,
     ) -> None:
         """``preloaded``: the run's context, read by the transaction creating the run;
         ``gate``: resolves when that transaction commits (fails when it rolls back, and then
         the executor stops without writing anything); ``loader``: reads the context instead
         of the default (a run its creator already holds parts of)."""
         self.deps = deps
+        self.face = face
         self._loader = loader
         self.run_id = run_id
         self.cancel = cancel
@@ -318,7 +145,7 @@ class RunExecutor:
         self._tool_step: _OpenToolStep | None = None
         self._completion_tokens_used = 0
         self._prompt_tokens_used = 0
-        self._builtin: set[str] = set()
+        self._tools: dict[str, ServerTool] = {}
         self._citations: dict[tuple[int, int], citations.Source] = {}
         self._pending_images: list[str] = []
         self._sandbox_paths: dict[str, str] = {}
@@ -463,14 +290,10 @@ class RunExecutor:
                     await self.sink.apply(self._incomplete_op(cut))
                     self.outcome = "incomplete"
                     return
-                builtin = [c for c in result.function_calls if c.kind != "function"]
-                functions = [c for c in result.function_calls if c.kind == "function"]
-                searches = [c for c in builtin if c.kind == "file_search"]
-                if searches:
-                    await self._run_file_search(ctx, searches)
-                code_calls = [c for c in builtin if c.kind == "code_interpreter"]
-                if code_calls and self._tool_step is not None:
-                    await self._run_code(ctx, self._tool_step, code_calls)
+                builtin = [c for c in result.function_calls if c.kind != FUNCTION.kind]
+                functions = [c for c in result.function_calls if c.kind == FUNCTION.kind]
+                if builtin:
+                    await self._run_tools(ctx, builtin)
                 if self._tool_step is not None:
                     step = self._tool_step
                     await self.sink.apply(
@@ -498,190 +321,27 @@ class RunExecutor:
         return self._use(ctx)
 
     def _use(self, ctx: prompt.RunContext) -> prompt.RunContext:
-        self._builtin = {"file_search"} if ctx.file_search is not None else set()
-        if ctx.code_interpreter:
-            self._builtin.add("code_interpreter")
+        self._tools = builtin_tools(ctx)
         self._citations = citations.lookup(ctx.search_calls())
         self._sandbox_paths = ctx.sandbox_paths()
         return ctx
 
-    async def _run_code(
-        self, ctx: prompt.RunContext, step: _OpenToolStep, calls: list[_ToolCall]
-    ) -> None:
-        """Execute the model's code_interpreter calls in the thread's sandbox, in order."""
-        sandbox = self.deps.sandbox
-        if sandbox is None:
-            raise BackendError("server_error", "code_interpreter is not available on this server.")
-        files = [
-            InputFile(f.file_id, f.path, functools.partial(self.deps.storage.stream, f.storage_key))
-            for f in ctx.sandbox_files
-        ]
-        limit = self.deps.settings.sandbox.max_output_chars
-        for call in calls:
-            code = _code(call.arguments)
-            self._send_code_input(step, call, code)
-            try:
-                result = await sandbox.execute(self.thread_id, code, files)
-            except SandboxUnavailable as exc:
-                metrics.SANDBOX_EXECUTIONS.labels("unavailable").inc()
-                raise BackendError(
-                    "server_error", f"code_interpreter is not available: {exc}"
-                ) from exc
-            metrics.SANDBOX_EXECUTIONS.labels(_outcome(result)).inc()
-            images, written = await self._store_outputs(call, result)
-            logs_text = result.logs + "".join(f"\n[{n}]" for n in result.notices)
-            call.outputs = []
-            if logs_text.strip() or not images:
-                call.outputs.append({"type": "logs", "logs": _clip(logs_text, 10 * limit)})
-            call.outputs += [{"type": "image", "image": {"file_id": f}} for f in images]
-            self._pending_images += images
-            # What the model sees: the output, what was shown and written, and what happened.
-            seen = [_clip(result.logs, limit)] if result.logs.strip() else []
-            seen += ["[a plot was shown to the user]" for _ in images]
-            for path, size in written:
-                seen.append(f"[file written: {path} ({size} bytes)]")
-            seen += [f"[{n}]" for n in result.notices]
-            call.model_output = "\n".join(seen) or "(no output)"
-            self.sink.event(
-                "thread.run.step.delta",
-                {
-                    "id": step.step_id,
-                    "object": "thread.run.step.delta",
-                    "delta": {
-                        "step_details": {
-                            "type": "tool_calls",
-                            "tool_calls": [
-                                {
-                                    "index": call.index,
-                                    "type": "code_interpreter",
-                                    "code_interpreter": {
-                                        "outputs": [
-                                            {"index": i, **o} for i, o in enumerate(call.outputs)
-                                        ]
-                                    },
-                                }
-                            ],
-                        }
-                    },
-                },
-            )
+    async def _run_tools(self, ctx: prompt.RunContext, calls: list[ToolCall]) -> None:
+        """Run the turn's built-in calls, tool by tool; keep what they showed and wrote."""
+        tool_ctx = ToolContext(self.deps, ctx, self.project_id, self.thread_id, self._emit)
+        for kind, tool in self._tools.items():
+            mine = [c for c in calls if c.kind == kind]
+            if mine:
+                await tool.run(mine, tool_ctx)
+            for call in mine:
+                self._pending_images += call.images
+                self._sandbox_paths.update(call.files)
 
-    def _send_code_input(self, step: _OpenToolStep, call: _ToolCall, code: str) -> None:
-        """Stream the part of the code not yet sent as an input delta."""
-        if len(code) <= call.streamed:
-            return
-        piece, call.streamed = code[call.streamed :], len(code)
-        self.sink.event(
-            "thread.run.step.delta",
-            {
-                "id": step.step_id,
-                "object": "thread.run.step.delta",
-                "delta": {
-                    "step_details": {
-                        "type": "tool_calls",
-                        "tool_calls": [
-                            {
-                                "index": call.index,
-                                "type": "code_interpreter",
-                                "code_interpreter": {"input": piece},
-                            }
-                        ],
-                    }
-                },
-            },
-        )
-
-    async def _store_outputs(
-        self, call: _ToolCall, result: Execution
-    ) -> tuple[list[str], list[tuple[str, int]]]:
-        """Keep plots and written files as Files (purpose ``assistants_output``)."""
-        images: list[str] = []
-        written: list[tuple[str, int]] = []
-        max_bytes = self.deps.settings.limits.max_upload_bytes
-        async with transaction(self.deps.maker) as session:
-            for n, png in enumerate(result.images):
-                row = await files_service.create(
-                    session,
-                    self.deps.storage,
-                    self.project_id,
-                    filename=f"{call.id}_{n}.png",
-                    purpose="assistants_output",
-                    source=io.BytesIO(png),
-                    max_bytes=max_bytes,
-                )
-                images.append(row.id)
-            for out in result.files:
-                if out.data is None:
-                    result.notices.append(
-                        f"{out.path} ({out.skipped or 'not returned'}) was not kept as a file."
-                    )
-                    continue
-                row = await files_service.create(
-                    session,
-                    self.deps.storage,
-                    self.project_id,
-                    filename=out.path,
-                    purpose="assistants_output",
-                    source=io.BytesIO(out.data),
-                    max_bytes=max_bytes,
-                )
-                call.files[out.path] = row.id
-                self._sandbox_paths[out.path] = row.id
-                written.append((out.path, len(out.data)))
-        return images, written
-
-    async def _await_ingestion(self, store_ids: list[str]) -> None:
-        """Wait (bounded) for files of the stores still being ingested, so a file attached
-        just before the run is searched rather than missed."""
-        deadline = time.monotonic() + self.deps.settings.runs.file_search_wait_seconds
-        while True:
-            async with self.deps.maker() as session:
-                pending = await vector_store_service.files_in_progress(session, store_ids)
-            if not pending or time.monotonic() >= deadline:
-                return
-            await asyncio.sleep(INGESTION_POLL_SECONDS)
-
-    async def _run_file_search(self, ctx: prompt.RunContext, calls: list[_ToolCall]) -> None:
-        """Execute the model's file_search calls over the run's vector stores."""
-        await self._await_ingestion([store_id for store_id, _, _ in ctx.vector_stores])
-        settings = ctx.file_search or {}
-        ranking = settings.get("ranking_options") or {}
-        threshold = float(ranking.get("score_threshold", 0.0))
-        limit = settings.get("max_num_results") or (
-            5 if ctx.run.model.startswith("gpt-3.5") else 20
-        )
-        groups: dict[tuple[str, int], list[str]] = {}
-        for store_id, model, dimension in ctx.vector_stores:
-            groups.setdefault((model, dimension), []).append(store_id)
-        for call in calls:
-            call.queries = _queries(call.arguments) or _last_user_text(ctx)
-            call.ranking = {
-                "ranker": ranking.get("ranker", "default_2024_08_21"),
-                "score_threshold": threshold,
-            }
-            hits: list[search.Hit] = []
-            async with transaction(self.deps.maker) as session:
-                for (model, dimension), store_ids in groups.items():
-                    hits += await search.search(
-                        session,
-                        self.deps.embedders(model),
-                        store_ids,
-                        dimension,
-                        call.queries,
-                        max_results=limit,
-                        score_threshold=threshold,
-                    )
-            if len(groups) > 1:
-                hits.sort(key=lambda h: -h.score)
-            call.results = [
-                {
-                    "file_id": h.file_id,
-                    "file_name": h.filename,
-                    "score": h.score,
-                    "content": [{"type": "text", "text": h.content}],
-                }
-                for h in hits[:limit]
-            ]
+    def _emit(self, event: EngineEvent) -> None:
+        """Record ``event`` as the face renders it (nothing for a run nobody streams)."""
+        if self.sink.record:
+            for name, data in self.face.render(event):
+                self.sink.event(name, data)
 
     async def _model_turn(self, ctx: prompt.RunContext) -> _TurnResult:
         run = ctx.run
@@ -867,49 +527,24 @@ class RunExecutor:
         step = self._tool_step
         call = step.calls.get(index)
         if call is None:
-            call = _ToolCall(id=call_id or ids.new_id(ids.CALL), name=name or "", index=index)
-            call.arguments = arguments
+            call = ToolCall(
+                id=call_id or ids.new_id(ids.CALL),
+                name=name or "",
+                step_id=step.step_id,
+                index=index,
+                arguments=arguments,
+            )
             step.calls[index] = call
-            if call.name in self._builtin:
-                # Built-in tools show as themselves; their arguments are ours, not streamed
-                # (but code_interpreter's input is, as the model writes it).
-                call.kind = call.name
-                body: dict[str, Any] = (
-                    {"input": "", "outputs": []} if call.kind == "code_interpreter" else {}
-                )
-                entry: dict[str, Any] = {
-                    "index": index,
-                    "id": call.id,
-                    "type": call.kind,
-                    call.kind: body,
-                }
-            else:
-                entry = {
-                    "index": index,
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": arguments, "output": None},
-                }
-        else:
-            if name and not call.name:
-                call.name = name
-            call.arguments += arguments
-            if call.kind == "code_interpreter" and arguments:
-                self._send_code_input(step, call, _partial_code(call.arguments))
-                return
-            if not arguments or call.kind != "function":
-                return
-            entry = {"index": index, "type": "function", "function": {"arguments": arguments}}
-        self.sink.event(
-            "thread.run.step.delta",
-            {
-                "id": step.step_id,
-                "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [entry]}},
-            },
-        )
-        if call.kind == "code_interpreter" and call.arguments:
-            self._send_code_input(step, call, _partial_code(call.arguments))
+            # Built-in tools show as themselves; a name the run has no tool for is a function.
+            tool: Tool = self._tools.get(call.name, FUNCTION)
+            call.kind = tool.kind
+            tool.started(call, self._emit)
+            return
+        if name and not call.name:
+            call.name = name
+        call.arguments += arguments
+        if arguments:
+            self._tools.get(call.kind, FUNCTION).grew(call, arguments, self._emit)
 
     # ---- database operations (run inside the sink, in order) ------------------------------
 
@@ -1027,7 +662,7 @@ class RunExecutor:
         return op
 
     def _record_tool_step_op(self, open_step: _OpenToolStep, usage: Usage, done: bool) -> Any:
-        calls = [c.wire() for c in open_step.calls.values()]
+        calls = [self.face.tool_call(c) for c in open_step.calls.values()]
 
         async def op(session: AsyncSession) -> list[Event]:
             step = await session.get_one(RunStep, open_step.step_id)
@@ -1041,7 +676,7 @@ class RunExecutor:
 
         return op
 
-    def _requires_action_op(self, calls: list[_ToolCall]) -> Any:
+    def _requires_action_op(self, calls: list[ToolCall]) -> Any:
         settings = self.deps.settings
 
         async def op(session: AsyncSession) -> list[Event]:

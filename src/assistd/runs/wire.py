@@ -86,3 +86,88 @@ def step_to_wire(s: RunStep, include: list[str] | None = None) -> RunStepObject:
 def step_data(s: RunStep, include: list[str] | None = None) -> dict[str, Any]:
     """The step as a JSON-ready dict."""
     return step_to_wire(s, include).model_dump(mode="json")
+
+
+# ---- stream deltas and tool calls (the parts of steps and messages a run streams) ----------
+
+
+def step_delta(step_id: str, call: dict[str, Any]) -> dict[str, Any]:
+    """A ``thread.run.step.delta`` carrying one tool call's delta."""
+    return {
+        "id": step_id,
+        "object": "thread.run.step.delta",
+        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
+    }
+
+
+def call_started(index: int, call_id: str, kind: str, name: str, arguments: str) -> dict[str, Any]:
+    """The delta announcing a tool call (a function's with the arguments written so far)."""
+    if kind == "function":
+        body: dict[str, Any] = {"name": name, "arguments": arguments, "output": None}
+    elif kind == "code_interpreter":
+        body = {"input": "", "outputs": []}
+    else:
+        body = {}
+    return {"index": index, "id": call_id, "type": kind, kind: body}
+
+
+def call_delta(index: int, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A delta of a tool call already announced (``body``: what the call's object gained)."""
+    return {"index": index, "type": kind, kind: body}
+
+
+def code_outputs(logs: str | None, images: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
+    """A code_interpreter call's outputs: its logs (if shown), then its images."""
+    outputs: list[dict[str, Any]] = [] if logs is None else [{"type": "logs", "logs": logs}]
+    return outputs + [{"type": "image", "image": {"file_id": f}} for f in images]
+
+
+def function_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A function call as its step stores it (the client submits the output)."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": arguments, "output": None},
+    }
+
+
+def code_interpreter_call(
+    call_id: str, code: str, outputs: list[dict[str, Any]], model_output: str, files: dict[str, str]
+) -> dict[str, Any]:
+    """A code_interpreter call as its step stores it; the underscored keys (what the model
+    saw, the files written) are kept for later turns and stripped from the wire."""
+    return {
+        "id": call_id,
+        "type": "code_interpreter",
+        "code_interpreter": {"input": code, "outputs": outputs},
+        "_output": model_output,
+        "_files": files,
+    }
+
+
+def search_result(file_id: str, file_name: str, score: float, text: str) -> dict[str, Any]:
+    """One file_search result (its content shown only when the client asks for it)."""
+    return {
+        "file_id": file_id,
+        "file_name": file_name,
+        "score": score,
+        "content": [{"type": "text", "text": text}],
+    }
+
+
+def file_search_call(
+    call_id: str,
+    ranker: str,
+    score_threshold: float,
+    results: list[dict[str, Any]],
+    queries: list[str],
+) -> dict[str, Any]:
+    """A file_search call as its step stores it (the queries kept to rebuild the prompt;
+    no ranker: the call was not run)."""
+    ranking = {"ranker": ranker, "score_threshold": score_threshold} if ranker else {}
+    return {
+        "id": call_id,
+        "type": "file_search",
+        "file_search": {"ranking_options": ranking, "results": results},
+        "_queries": queries,
+    }
