@@ -20,6 +20,8 @@ from assistd.assistants.router import router as assistants_router
 from assistd.catalog.router import router as catalog_router
 from assistd.catalog.service import Catalog
 from assistd.chat.router import router as chat_router
+from assistd.containers.router import router as containers_router
+from assistd.conversations.router import router as conversations_router
 from assistd.core.channels import EVENTS_CHANNEL, KEYS_CHANNEL, QUEUE_CHANNEL
 from assistd.core.config import Settings
 from assistd.core.db import (
@@ -94,6 +96,8 @@ def api_router() -> APIRouter:
         catalog_router,
         chat_router,
         embeddings_router,
+        conversations_router,
+        containers_router,
     ):
         router.include_router(sub)
     return router
@@ -209,9 +213,13 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
         # them to their exact limits; this stops a chunked one that streams on past them
         # (the framing gets generous room).
         uploads=(
-            (re.compile(r"/(?:v1|openai)/files"), limits.max_upload_bytes + 1024 * 1024),
+            (re.compile(r"/(?:v1|openai|openai/v1)/files"), limits.max_upload_bytes + 1024 * 1024),
             (
-                re.compile(r"/(?:v1|openai)/uploads/[^/]+/parts"),
+                re.compile(r"/(?:v1|openai|openai/v1)/containers/[^/]+/files"),
+                limits.max_upload_bytes + 1024 * 1024,
+            ),
+            (
+                re.compile(r"/(?:v1|openai|openai/v1)/uploads/[^/]+/parts"),
                 limits.max_upload_part_bytes + 1024 * 1024,
             ),
         ),
@@ -219,6 +227,8 @@ def create_app(settings: Settings, database_url: URL) -> FastAPI:
     app.include_router(api_router(), prefix="/v1")
     # The same routers in the Azure OpenAI shape, for AzureOpenAI(azure_endpoint=...).
     app.include_router(api_router(), prefix="/openai", dependencies=[Depends(_check_api_version)])
+    # Azure's v1 API shape (``OpenAI(base_url=endpoint + "/openai/v1")``): no api-version.
+    app.include_router(api_router(), prefix="/openai/v1")
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # The browser playground (``/`` redirects there) and our own ``/docs`` with local assets.

@@ -1,0 +1,1 @@
+"""Containers: code_interpreter sandbox sessions of the Responses API, with their files."""

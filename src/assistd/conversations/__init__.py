@@ -1,0 +1,1 @@
+"""Conversations: ordered Responses API items, the successor of threads and messages."""

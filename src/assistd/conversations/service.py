@@ -1,0 +1,303 @@
+"""Conversations and their items: create, read, update, delete; items in insertion order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.conversations.schemas import (
+    INCLUDABLE,
+    ConversationCreate,
+    ConversationObject,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    InputFile,
+    InputImage,
+    InputItem,
+    ItemList,
+    MessageItem,
+    OutputText,
+    Refusal,
+)
+from assistd.core import ids
+from assistd.core.clock import now
+from assistd.core.errors import InvalidRequestError, NotFoundError
+from assistd.core.pagination import ListParams, paginate
+from assistd.files import service as files_service
+from assistd.models import Conversation, ConversationItem
+
+_ID_PREFIXES = {
+    "message": ids.MESSAGE,
+    "function_call": ids.FUNCTION_CALL_ITEM,
+    "function_call_output": ids.FUNCTION_CALL_OUTPUT_ITEM,
+}
+_ASSISTANT_PARTS = ("output_text", "refusal")
+_INPUT_PARTS = ("input_text", "input_image", "input_file")
+
+
+def to_wire(c: Conversation) -> ConversationObject:
+    """The API shape of a conversation."""
+    return ConversationObject(id=c.id, created_at=c.created_at, metadata=c.metadata_)
+
+
+def item_list(rows: list[ConversationItem], has_more: bool) -> ItemList:
+    """A page of items in their wire shape."""
+    return ItemList(
+        data=[r.data for r in rows],
+        first_id=rows[0].id if rows else None,
+        last_id=rows[-1].id if rows else None,
+        has_more=has_more,
+    )
+
+
+def check_include(include: list[str]) -> list[str]:
+    """Validate ``include`` values (stored items already carry what they include)."""
+    for value in include:
+        if value not in INCLUDABLE:
+            raise InvalidRequestError(
+                f"Invalid value for 'include': {value!r}. Supported values are: "
+                + ", ".join(f"'{v}'" for v in INCLUDABLE)
+                + ".",
+                param="include",
+                code="invalid_value",
+            )
+    return include
+
+
+async def create(session: AsyncSession, project_id: str, req: ConversationCreate) -> Conversation:
+    """A conversation with its initial items, in one transaction."""
+    row = Conversation(
+        id=ids.new_id(ids.CONVERSATION),
+        project_id=project_id,
+        created_at=now(),
+        metadata_=req.metadata or {},
+    )
+    session.add(row)
+    await session.flush()
+    if req.items:
+        await _insert_items(session, project_id, row.id, req.items)
+    return row
+
+
+async def get(
+    session: AsyncSession, project_id: str, conversation_id: str, *, lock: bool = False
+) -> Conversation:
+    """A conversation of the project, or 404; ``lock`` holds it against deletion until the
+    transaction ends (items are being added)."""
+    stmt = select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.project_id == project_id
+    )
+    if lock:
+        stmt = stmt.with_for_update(read=True)
+    row = await session.scalar(stmt)
+    if row is None:
+        raise NotFoundError.for_object("conversation", conversation_id, param="conversation_id")
+    return row
+
+
+async def update(
+    session: AsyncSession, project_id: str, conversation_id: str, metadata: dict[str, str] | None
+) -> Conversation:
+    """Replace the metadata."""
+    row = await get(session, project_id, conversation_id)
+    row.metadata_ = metadata or {}
+    await session.flush()
+    return row
+
+
+async def delete_conversation(session: AsyncSession, project_id: str, conversation_id: str) -> None:
+    """Delete a conversation and (by cascade) its items."""
+    result = await session.execute(
+        delete(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.project_id == project_id)
+        .returning(Conversation.id)
+    )
+    if result.first() is None:
+        raise NotFoundError.for_object("conversation", conversation_id, param="conversation_id")
+
+
+async def add_items(
+    session: AsyncSession, project_id: str, conversation_id: str, items: list[InputItem]
+) -> list[ConversationItem]:
+    """Append items to a conversation, in the order given."""
+    await get(session, project_id, conversation_id, lock=True)
+    return await _insert_items(session, project_id, conversation_id, items)
+
+
+async def list_items(
+    session: AsyncSession, project_id: str, conversation_id: str, params: ListParams
+) -> tuple[list[ConversationItem], bool]:
+    """A page of a conversation's items (404 for another project's conversation)."""
+    await get(session, project_id, conversation_id)
+    scope = [
+        ConversationItem.conversation_id == conversation_id,
+        ConversationItem.project_id == project_id,
+    ]
+    return await paginate(session, ConversationItem, scope, params)
+
+
+async def get_item(
+    session: AsyncSession, project_id: str, conversation_id: str, item_id: str
+) -> ConversationItem:
+    """One item of a conversation of the project, or 404."""
+    await get(session, project_id, conversation_id)
+    row = await session.scalar(
+        select(ConversationItem).where(
+            ConversationItem.id == item_id,
+            ConversationItem.conversation_id == conversation_id,
+            ConversationItem.project_id == project_id,
+        )
+    )
+    if row is None:
+        raise NotFoundError.for_object("item", item_id, param="item_id")
+    return row
+
+
+async def delete_item(
+    session: AsyncSession, project_id: str, conversation_id: str, item_id: str
+) -> Conversation:
+    """Delete one item; answer with its conversation, as OpenAI does."""
+    conversation = await get(session, project_id, conversation_id)
+    result = await session.execute(
+        delete(ConversationItem)
+        .where(
+            ConversationItem.id == item_id,
+            ConversationItem.conversation_id == conversation_id,
+            ConversationItem.project_id == project_id,
+        )
+        .returning(ConversationItem.id)
+    )
+    if result.first() is None:
+        raise NotFoundError.for_object("item", item_id, param="item_id")
+    return conversation
+
+
+async def _insert_items(
+    session: AsyncSession, project_id: str, conversation_id: str, items: list[InputItem]
+) -> list[ConversationItem]:
+    """Validate what the schema cannot (roles' content kinds, file ids, references), then
+    store each item in its wire shape with a new id."""
+    shapes = [
+        await _stored_shape(session, project_id, item, f"items[{i}]")
+        for i, item in enumerate(items)
+    ]
+    created = now()
+    rows = []
+    for data in shapes:
+        item_id = ids.new_id(_ID_PREFIXES[data["type"]])
+        row = ConversationItem(
+            id=item_id,
+            project_id=project_id,
+            conversation_id=conversation_id,
+            created_at=created,
+            type=data["type"],
+            data={"id": item_id, **data},
+        )
+        session.add(row)
+        rows.append(row)
+    # One flush: the rows get their seq (insertion order) in the order added.
+    await session.flush()
+    return rows
+
+
+async def _stored_shape(
+    session: AsyncSession, project_id: str, item: InputItem, param: str
+) -> dict[str, Any]:
+    """The wire shape of an item, without its id."""
+    if isinstance(item, MessageItem):
+        return await _message(session, project_id, item, param)
+    if isinstance(item, FunctionCallItem):
+        shape: dict[str, Any] = {
+            "type": "function_call",
+            "status": item.status or "completed",
+            "call_id": item.call_id,
+            "name": item.name,
+            "arguments": item.arguments,
+        }
+        if item.namespace is not None:
+            shape["namespace"] = item.namespace
+        return shape
+    if isinstance(item, FunctionCallOutputItem):
+        output: Any = item.output
+        if not isinstance(output, str):
+            await _check_files(session, project_id, output, f"{param}.output")
+            output = [p.model_dump(exclude_none=True) for p in output]
+        return {
+            "type": "function_call_output",
+            "status": item.status or "completed",
+            "call_id": item.call_id,
+            "output": output,
+        }
+    referenced = await session.scalar(
+        select(ConversationItem.data).where(
+            ConversationItem.id == item.id, ConversationItem.project_id == project_id
+        )
+    )
+    if referenced is None:
+        raise InvalidRequestError(
+            f"No item found with id '{item.id}'.", param=f"{param}.id", code="invalid_value"
+        )
+    return {k: v for k, v in referenced.items() if k != "id"}
+
+
+async def _message(
+    session: AsyncSession, project_id: str, item: MessageItem, param: str
+) -> dict[str, Any]:
+    assistant = item.role == "assistant"
+    content: list[dict[str, Any]]
+    if isinstance(item.content, str):
+        part = (
+            {"type": "output_text", "text": item.content, "annotations": [], "logprobs": []}
+            if assistant
+            else {"type": "input_text", "text": item.content}
+        )
+        content = [part]
+    else:
+        allowed = _ASSISTANT_PARTS if assistant else _INPUT_PARTS
+        for j, p in enumerate(item.content):
+            if p.type not in allowed:
+                raise InvalidRequestError(
+                    f"Invalid value: '{p.type}'. Supported values for role '{item.role}' are: "
+                    + ", ".join(f"'{a}'" for a in allowed)
+                    + ".",
+                    param=f"{param}.content[{j}].type",
+                    code="invalid_value",
+                )
+        await _check_files(session, project_id, item.content, f"{param}.content")
+        content = [_part(p) for p in item.content]
+    shape: dict[str, Any] = {
+        "type": "message",
+        "status": item.status or "completed",
+        "role": item.role,
+        "content": content,
+    }
+    if item.phase is not None:
+        shape["phase"] = item.phase
+    return shape
+
+
+def _part(p: Any) -> dict[str, Any]:
+    if isinstance(p, OutputText):
+        return {
+            "type": "output_text",
+            "text": p.text,
+            "annotations": p.annotations,
+            "logprobs": p.logprobs or [],
+        }
+    if isinstance(p, Refusal):
+        return {"type": "refusal", "refusal": p.refusal}
+    data: dict[str, Any] = p.model_dump(exclude_none=True)
+    return data
+
+
+async def _check_files(
+    session: AsyncSession, project_id: str, parts: list[Any], param: str
+) -> None:
+    """Every ``file_id`` a part names must be a file of the project."""
+    for j, p in enumerate(parts):
+        if isinstance(p, (InputImage, InputFile)) and p.file_id is not None:
+            await files_service.require_files(
+                session, project_id, [p.file_id], f"{param}[{j}].file_id"
+            )
