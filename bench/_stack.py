@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -76,6 +78,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def run_main(body: Callable[[Cleanup, Path], bool], strict: bool, prefix: str) -> int:
+    """Run a benchmark's body with a temporary directory, cleaning up on every way out; with
+    ``strict``, exit 1 when the body reports a missed target."""
+    cleanup = Cleanup()
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    cleanup.push("temporary directory", lambda: shutil.rmtree(tmp, ignore_errors=True))
+    try:
+        with sigterm_as_interrupt():
+            ok = body(cleanup, tmp)
+        return 1 if strict and not ok else 0
+    except KeyboardInterrupt:
+        log("interrupted, cleaning up")
+        return 130
+    finally:
+        cleanup.run()
 
 
 def use_uvloop() -> None:

@@ -36,7 +36,6 @@ import gc
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -57,7 +56,7 @@ from _stack import (
     percentile,
     process_cpu_s,
     revoke_key,
-    sigterm_as_interrupt,
+    run_main,
     start_embedded_postgres,
     start_server,
     use_uvloop,
@@ -350,66 +349,56 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--clients, --requests and --rounds must be positive")
     use_uvloop()
 
-    cleanup = Cleanup()
-    tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-"))
-    cleanup.push("temporary directory", lambda: shutil.rmtree(tmp, ignore_errors=True))
-    try:
-        with sigterm_as_interrupt():
-            from assistd.core.db import async_url
-            from assistd.core.migrate import upgrade_to_head
+    def body(cleanup: Cleanup, tmp: Path) -> bool:
+        from assistd.core.db import async_url
+        from assistd.core.migrate import upgrade_to_head
 
-            if args.database_url:
-                url = args.database_url
-                log("using the external database")
-            else:
-                log(f"starting embedded Postgres in {tmp}")
-                url = start_embedded_postgres(tmp, cleanup)
-            log("migrating")
-            upgrade_to_head(async_url(url))
-            key_id, key = mint_key(url, f"bench-{uuid.uuid4().hex[:12]}")
-            if args.database_url:
-                cleanup.push("API key", lambda: revoke_key(url, key_id))
-            data_dir = tmp / "serverdata"
-            data_dir.mkdir()
-            log("starting assistd serve")
-            if args.keep_log:
-                fd, name = tempfile.mkstemp(prefix="assistd-bench-server-", suffix=".log")
-                os.close(fd)
-                log_path = Path(name)
-                log(f"server log: {log_path} (kept)")
-            else:
-                log_path = data_dir / "server.log"
-            server = start_server(url, data_dir, log_path, cleanup)
-            fx = seed(server.base_url, key)
-            if args.database_url:
-                cleanup.push("fixture", lambda: delete_fixture(server.base_url, key, fx))
-            endpoints = [
-                Endpoint("GET /health", "/health", lambda b: b == {"status": "ok"}),
-                Endpoint(
-                    "GET /v1/assistants/{id}",
-                    f"/v1/assistants/{fx.assistant_id}",
-                    lambda b: b.get("id") == fx.assistant_id,
-                ),
-                Endpoint(
-                    f"GET /v1/threads/{{id}}/messages?limit={N_MESSAGES}",
-                    f"/v1/threads/{fx.thread_id}/messages?limit={N_MESSAGES}",
-                    lambda b: len(b.get("data", [])) == N_MESSAGES,
-                ),
-            ]
-            sessions0 = db_sessions(url)
-            result = asyncio.run(load(args, server, key, endpoints))
-            sessions1 = db_sessions(url)
-            # Our own stats connection counts once.
-            new_sessions = (
-                None if sessions0 is None or sessions1 is None else sessions1 - sessions0 - 1
-            )
-            ok = report(args, endpoints, result, new_sessions)
-            return 1 if args.strict and not ok else 0
-    except KeyboardInterrupt:
-        log("interrupted, cleaning up")
-        return 130
-    finally:
-        cleanup.run()
+        if args.database_url:
+            url = args.database_url
+            log("using the external database")
+        else:
+            log(f"starting embedded Postgres in {tmp}")
+            url = start_embedded_postgres(tmp, cleanup)
+        log("migrating")
+        upgrade_to_head(async_url(url))
+        key_id, key = mint_key(url, f"bench-{uuid.uuid4().hex[:12]}")
+        if args.database_url:
+            cleanup.push("API key", lambda: revoke_key(url, key_id))
+        data_dir = tmp / "serverdata"
+        data_dir.mkdir()
+        log("starting assistd serve")
+        if args.keep_log:
+            fd, name = tempfile.mkstemp(prefix="assistd-bench-server-", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+            log(f"server log: {log_path} (kept)")
+        else:
+            log_path = data_dir / "server.log"
+        server = start_server(url, data_dir, log_path, cleanup)
+        fx = seed(server.base_url, key)
+        if args.database_url:
+            cleanup.push("fixture", lambda: delete_fixture(server.base_url, key, fx))
+        endpoints = [
+            Endpoint("GET /health", "/health", lambda b: b == {"status": "ok"}),
+            Endpoint(
+                "GET /v1/assistants/{id}",
+                f"/v1/assistants/{fx.assistant_id}",
+                lambda b: b.get("id") == fx.assistant_id,
+            ),
+            Endpoint(
+                f"GET /v1/threads/{{id}}/messages?limit={N_MESSAGES}",
+                f"/v1/threads/{fx.thread_id}/messages?limit={N_MESSAGES}",
+                lambda b: len(b.get("data", [])) == N_MESSAGES,
+            ),
+        ]
+        sessions0 = db_sessions(url)
+        result = asyncio.run(load(args, server, key, endpoints))
+        sessions1 = db_sessions(url)
+        # Our own stats connection counts once.
+        new_sessions = None if sessions0 is None or sessions1 is None else sessions1 - sessions0 - 1
+        return report(args, endpoints, result, new_sessions)
+
+    return run_main(body, args.strict, "assistd-bench-")
 
 
 if __name__ == "__main__":

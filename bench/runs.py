@@ -97,8 +97,8 @@ from _stack import (
     postmaster_pid,
     process_cpu_s,
     raw_request,
+    run_main,
     server_env,
-    sigterm_as_interrupt,
     spawn,
     start_embedded_postgres,
     start_server,
@@ -1203,31 +1203,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     restrict_cpus(args.cpus)
     use_uvloop()
-    cleanup = Cleanup()
-    tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-runs-"))
-    cleanup.push("temporary directory", lambda: shutil.rmtree(tmp, ignore_errors=True))
-    try:
-        with sigterm_as_interrupt():
-            stack = start_stack(args, tmp, cleanup)
-            if args.profile is not None:
-                args.profile.mkdir(parents=True, exist_ok=True)
-            profiler = Profiler(args.profile, stack.assistd_pids, cleanup)
 
-            async def measure() -> tuple[StreamResult | None, BurstResult | None]:
-                stream = None if args.skip_stream else await stream_phase(args, stack, profiler)
-                stack.check_alive()
-                burst = None if args.skip_burst else await burst_phase(args, stack, profiler)
-                stack.check_alive()
-                return stream, burst
+    def body(cleanup: Cleanup, tmp: Path) -> bool:
+        stack = start_stack(args, tmp, cleanup)
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        profiler = Profiler(args.profile, stack.assistd_pids, cleanup)
 
-            stream, burst = asyncio.run(measure())
-            ok = report(args, stack, stream, burst, profiler)
-            return 1 if args.strict and not ok else 0
-    except KeyboardInterrupt:
-        log("interrupted, cleaning up")
-        return 130
-    finally:
-        cleanup.run()
+        async def measure() -> tuple[StreamResult | None, BurstResult | None]:
+            stream = None if args.skip_stream else await stream_phase(args, stack, profiler)
+            stack.check_alive()
+            burst = None if args.skip_burst else await burst_phase(args, stack, profiler)
+            stack.check_alive()
+            return stream, burst
+
+        stream, burst = asyncio.run(measure())
+        return report(args, stack, stream, burst, profiler)
+
+    return run_main(body, args.strict, "assistd-bench-runs-")
 
 
 if __name__ == "__main__":

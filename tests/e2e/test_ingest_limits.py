@@ -96,8 +96,8 @@ class HealthProbe:
 @pytest.mark.parametrize(
     ("name", "make", "limit"),
     [
-        # PDFium aborts when the parser process runs out of its 256 MiB memory budget.
-        ("bomb.pdf", pdf_bomb, r"needed more than the 256 MiB memory limit"),
+        # PDFium aborts when the parser process runs out of its 192 MiB memory budget.
+        ("bomb.pdf", pdf_bomb, r"needed more than the 192 MiB memory limit"),
         ("bomb.docx", docx_bomb, r"word/document\.xml unpacks to .* the 64 MiB limit per part"),
     ],
 )

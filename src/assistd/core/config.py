@@ -93,7 +93,7 @@ class IngestSettings(BaseModel):
     """Characters on one PDF page (drawn inside its box or not)."""
     max_part_bytes: int = 64 * 1024 * 1024
     """Unpacked size of each part (XML or media) of a DOCX, PPTX or XLSX."""
-    memory_bytes: int = 256 * 1024 * 1024
+    memory_bytes: int = 192 * 1024 * 1024
     """Memory a parser process may take for one file, on top of what it holds once started
     (its ``RLIMIT_AS``); a text at ``max_chars`` needs about 150 MiB."""
     timeout_seconds: float = 120.0
