@@ -13,11 +13,7 @@ from playwright.sync_api import FilePayload, Page, expect
 
 from tests.browser.conftest import NARROW, WIDE, Watched
 from tests.conftest import ServerProcess
-
-
-def script(**plan: Any) -> str:
-    """A ``#script`` steering the scripted model's turn."""
-    return "#script " + json.dumps(plan, ensure_ascii=False)
+from tests.support.scripted_chat import script
 
 
 def connect(web: Watched, api_key: str) -> Page:

@@ -20,10 +20,10 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +32,8 @@ from openai import OpenAI
 from assistd.core.config import Settings
 from assistd.sandbox.build import LOCAL_BASE, REGISTRY_BASE, build
 from tests.conftest import free_port
-from tests.support.scripted_chat import ScriptedChatServer
+from tests.support.scripted_chat import ScriptedChatServer, script
+from tests.support.wait import wait_until as wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "assistd-smoke"
@@ -43,20 +44,6 @@ PG_IMAGE = "assistd-pgvector:18-local"
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete", "requires_action"}
 # Variables of the developer's shell that would leak into the stack's configuration.
 LEAKY = ("ASSISTD_", "OPENAI_", "AZURE_", "POSTGRES_", "COMPOSE_", "DOCKER_GID")
-
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.2) -> T:
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 def has_image(name: str) -> bool:
@@ -222,7 +209,7 @@ def stack(chat: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def scripted(reply: str, **options: Any) -> str:
-    return "#script " + json.dumps({"reply": reply, **options})
+    return script(reply=reply, **options)
 
 
 def wait_run(client: OpenAI, thread_id: str, run_id: str, timeout: float = 60) -> Any:
@@ -268,9 +255,7 @@ def test_code_interpreter_runs_through_the_worker_socket(stack: Stack) -> None:
         {"tool_calls": [{"name": "code_interpreter", "arguments": {"code": "print(6 * 7)"}}]},
         {"reply": "The answer is {output0}"},
     ]
-    thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "#script " + json.dumps({"steps": steps})}]
-    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": script(steps=steps)}])
     run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
     run = wait_run(client, thread.id, run.id, timeout=120)
     assert run.status == "completed", (run.status, run.last_error)

@@ -11,7 +11,7 @@ from openai import AssistantEventHandler, OpenAI
 from openai.types.beta import AssistantStreamEvent
 from openai.types.beta.threads import Message, Run
 
-from tests.e2e.test_runs import (
+from tests.support.runs import (
     create_and_poll,
     make_assistant,
     messages_asc,

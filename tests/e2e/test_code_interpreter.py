@@ -15,6 +15,7 @@ from openai import OpenAI
 
 from tests.conftest import ServerProcess
 from tests.support.scripted_chat import ScriptedChatServer
+from tests.support.scripted_chat import script as scripted_turn
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("sandbox_image")
 
 def script(*steps: dict[str, Any]) -> str:
     """A ``#script`` with tool rounds: each step calls code_interpreter or replies."""
-    return "#script " + json.dumps({"steps": list(steps)})
+    return scripted_turn(steps=list(steps))
 
 
 def code(source: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import ServerProcess, start_server, stop_server
 from tests.e2e.test_serve import KEY_RE, _stop_embedded_postgres
+from tests.support.wait import wait_until
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -42,15 +43,6 @@ def running(pid: int) -> bool:
 def tracebacks(log: str) -> int:
     """Log records carrying a traceback (one JSON line each, chained causes included)."""
     return sum("Traceback (most recent call last)" in line for line in log.splitlines())
-
-
-def wait_until(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from openai.types.beta.threads import Message
 from openai.types.beta.threads.runs import RunStep, RunStepDelta
 
 from tests.conftest import Database, ServerProcess, mint_key
-from tests.e2e.test_runs import (
+from tests.e2e.test_vector_stores import Corpus, build_corpus, normalise
+from tests.support.runs import (
     bounded,
     create_and_poll,
     script,
@@ -26,7 +27,6 @@ from tests.e2e.test_runs import (
     tag,
     thread_with,
 )
-from tests.e2e.test_vector_stores import Corpus, build_corpus, normalise
 from tests.support.scripted_chat import ScriptedChatServer
 
 INCLUDE: Final = "step_details.tool_calls[*].file_search.results[*].content"

@@ -4,7 +4,6 @@ queue round trip. Everything a client sees must be what the queue path gives."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import Database, ServerProcess, mint_key, start_server, stop_server
+from tests.support.scripted_chat import script
 
 WEATHER = {
     "type": "function",
@@ -23,10 +23,6 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-
-
-def script(**plan: object) -> str:
-    return "#script " + json.dumps(plan)
 
 
 @dataclass

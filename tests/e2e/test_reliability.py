@@ -8,15 +8,13 @@ session's worker never claims this test's runs.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -33,6 +31,8 @@ from tests.conftest import (
     start_worker,
     stop_server,
 )
+from tests.support.scripted_chat import script as scripted_turn
+from tests.support.wait import wait_until as wait_for
 
 HEARTBEAT_SECONDS = 0.3
 LEASE_SECONDS = 2.0
@@ -43,24 +43,10 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
 ACTIVE = {"queued", "in_progress", "requires_action", "cancelling"}
 
-T = TypeVar("T")
-
 
 def script(reply: str, delay_ms: int = 0) -> str:
     """A user message scripting the model's answer (see tests/support/scripted_chat.py)."""
-    return "#script " + json.dumps({"reply": reply, "delay_ms": delay_ms})
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        time.sleep(0.1)
+    return scripted_turn(reply=reply, delay_ms=delay_ms)
 
 
 def database_url(url: str, name: str) -> str:

@@ -23,7 +23,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import TEST_MAX_UPLOAD_BYTES, ServerProcess, own_server, stop_server
-from tests.e2e.test_runs import WEATHER_TOOL, bounded, make_assistant, script, wait_run
+from tests.support.runs import WEATHER_TOOL, bounded, make_assistant, script, wait_run
 
 BODY_LIMIT = 128 * 1024 * 1024
 """The server's body limit here: above the keyless bodies (so only the key check can stop

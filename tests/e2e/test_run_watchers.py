@@ -16,7 +16,7 @@ from assistd.core.config import Settings
 from assistd.core.db import async_url, create_engine, dispose, make_sessionmaker, transaction
 from assistd.worker import queue
 from tests.conftest import IN_PROCESS, Database
-from tests.e2e.test_runs import create_and_poll, make_assistant, script, thread_with
+from tests.support.runs import create_and_poll, make_assistant, script, thread_with
 
 CHANNEL = "assistd_run_events"
 

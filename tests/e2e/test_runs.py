@@ -1,9 +1,9 @@
 """Runs end to end with the official SDK: the polling helpers, effective run values, what the
 model backend receives, listing/retrieving/modifying runs, image content and truncation.
 
-The helpers at the top are shared with ``test_runs_tools.py`` and ``test_runs_lifecycle.py``.
-Every test marks its conversation with a unique tag so ``chat.requests`` (shared by the whole
-session) can be filtered to the requests of that test alone.
+The helpers live in ``tests/support/runs.py``. Every test marks its conversation with a
+unique tag so ``chat.requests`` (shared by the whole session) can be filtered to the requests
+of that test alone.
 """
 
 from __future__ import annotations
@@ -11,167 +11,30 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
-import time
-import uuid
-from collections.abc import Callable, Collection
-from typing import Any, TypeVar
 
 import openai
 import pytest
 from openai import OpenAI
-from openai.types.beta import Assistant
-from openai.types.beta.threads import Message, Run
 
+from tests.support.runs import (
+    PNG,
+    POLL_MS,
+    TIME_TOOL,
+    bounded,
+    create_and_poll,
+    make_assistant,
+    messages_asc,
+    script,
+    sent,
+    tag,
+    text_of,
+    thread_with,
+    upload_png,
+)
 from tests.support.scripted_chat import ScriptedChatServer
 
 # Part of the scenario CI repeats with every supported openai SDK generation.
 pytestmark = pytest.mark.sdk_matrix
-
-T = TypeVar("T")
-
-POLL_MS = 50
-TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
-RESTING = TERMINAL | {"requires_action"}
-
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather of a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-TIME_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_time",
-        "description": "Current time",
-        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}},
-    },
-}
-
-# A 1x1 transparent PNG.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4b20000000049454e44ae426082"
-)
-
-
-# ---- helpers (shared with the sibling test_runs_*.py files) --------------------------------
-
-
-def tag() -> str:
-    """A marker unique to one test's conversation."""
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-def script(**plan: Any) -> str:
-    """The ``#script`` directive the scripted backend obeys."""
-    return "#script " + json.dumps(plan)
-
-
-def sent(chat: ScriptedChatServer, marker: str) -> list[dict[str, Any]]:
-    """The request bodies the backend received whose messages mention ``marker``."""
-    return [r for r in list(chat.requests) if marker in json.dumps(r.get("messages", []))]
-
-
-def bounded(fn: Callable[[], T], timeout: float = 30.0) -> T:
-    """Call ``fn`` (an SDK poll helper, which has no timeout of its own) with a deadline."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise AssertionError(f"the call did not return within {timeout}s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
-
-
-def wait_until(check: Callable[[], T | None], timeout: float = 10.0, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(0.05)
-
-
-def wait_run(
-    client: OpenAI, run: Run, statuses: Collection[str] = RESTING, timeout: float = 15.0
-) -> Run:
-    """Poll the run until its status is one of ``statuses``."""
-    last: list[Run] = [run]
-
-    def check() -> Run | None:
-        last[0] = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
-        return last[0] if last[0].status in statuses else None
-
-    try:
-        return wait_until(check, timeout)
-    except AssertionError:
-        raise AssertionError(
-            f"run {run.id} still {last[0].status!r}, wanted {sorted(statuses)}"
-        ) from None
-
-
-def make_assistant(client: OpenAI, **overrides: Any) -> Assistant:
-    """An assistant with instructions and one function tool."""
-    fields: dict[str, Any] = {
-        "model": "gpt-4o",
-        "instructions": "You are terse.",
-        "tools": [WEATHER_TOOL],
-        **overrides,
-    }
-    return client.beta.assistants.create(**fields)
-
-
-def thread_with(client: OpenAI, *texts: str) -> str:
-    """A thread holding one user message per text."""
-    thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": text} for text in texts]
-    )
-    return thread.id
-
-
-def messages_asc(client: OpenAI, thread_id: str) -> list[Message]:
-    """Every message of the thread, oldest first."""
-    return list(client.beta.threads.messages.list(thread_id, order="asc", limit=100))
-
-
-def text_of(message: Message) -> str:
-    """The text of a message's text parts."""
-    return "".join(p.text.value for p in message.content if p.type == "text")
-
-
-def create_and_poll(client: OpenAI, thread_id: str, assistant_id: str, **kw: Any) -> Run:
-    """``runs.create_and_poll`` with a fast poll and a deadline."""
-    return bounded(
-        lambda: client.beta.threads.runs.create_and_poll(
-            thread_id=thread_id, assistant_id=assistant_id, poll_interval_ms=POLL_MS, **kw
-        )
-    )
-
-
-def upload_png(client: OpenAI, purpose: str = "vision") -> str:
-    """Upload the tiny PNG; return its file id."""
-    return client.files.create(file=("dot.png", io.BytesIO(PNG)), purpose=purpose).id  # type: ignore[arg-type]
-
 
 # ---- create_and_poll: completion, effective values, what the backend receives --------------
 

@@ -14,7 +14,7 @@ from openai import OpenAI
 from openai.types.beta.threads import Message, Run
 
 from tests.conftest import own_server, stop_server
-from tests.e2e.test_runs import (
+from tests.support.runs import (
     POLL_MS,
     TERMINAL,
     bounded,

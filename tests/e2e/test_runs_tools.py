@@ -11,7 +11,7 @@ import pytest
 from openai import OpenAI
 from openai.types.beta.threads import Run
 
-from tests.e2e.test_runs import (
+from tests.support.runs import (
     POLL_MS,
     TERMINAL,
     TIME_TOOL,

@@ -29,6 +29,7 @@ from openai.types.beta import AssistantStreamEvent
 from openai.types.beta.threads import Text, TextDelta
 
 from tests.conftest import Database
+from tests.support.scripted_chat import script
 
 # Part of the scenario CI repeats with every supported openai SDK generation.
 pytestmark = pytest.mark.sdk_matrix
@@ -61,11 +62,6 @@ WEATHER_TOOL: Any = {
         },
     },
 }
-
-
-def script(**fields: Any) -> str:
-    """A user message that scripts the chat backend's next answer."""
-    return "#script " + json.dumps(fields)
 
 
 def words(text: str) -> list[str]:

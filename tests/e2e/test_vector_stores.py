@@ -27,7 +27,7 @@ from openai.types import VectorStore
 from openai.types.vector_stores import VectorStoreFile
 
 from tests.conftest import Database, ServerProcess, mint_key
-from tests.e2e.test_runs import bounded, wait_until
+from tests.support.runs import bounded, wait_until
 
 POLL_MS = 50
 

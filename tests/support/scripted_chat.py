@@ -52,6 +52,11 @@ from starlette.routing import Route
 SCRIPT = re.compile(r"#script\s*(\{.*\})", re.S)
 
 
+def script(**plan: Any) -> str:
+    """The ``#script`` directive (a user message, or part of one) that scripts a turn."""
+    return "#script " + json.dumps(plan, ensure_ascii=False)
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content

@@ -33,7 +33,7 @@ from assistd.llm.embeddings import make_embedder
 from assistd.models import VectorStore
 from assistd.vector_stores import search
 from tests.conftest import Database, mint_key, start_server, stop_server
-from tests.e2e.test_runs import bounded
+from tests.support.runs import bounded
 
 DATA = Path(__file__).parent / "data" / "retrieval_corpus.json"
 K = 5
