@@ -20,7 +20,7 @@ from assistd.engine.events import (
     ToolInputDelta,
     ToolOutput,
 )
-from assistd.engine.face import ASSISTANTS
+from assistd.engine.face import AssistantsFace
 from assistd.engine.tools import (
     CODE_INTERPRETER,
     FILE_SEARCH,
@@ -37,6 +37,8 @@ from assistd.models import File, Message, Run
 from assistd.sandbox.manager import Execution, InputFile, OutputFile, SandboxManager
 from assistd.vector_stores.search import Hit
 from tests.engine.conftest import Env
+
+ASSISTANTS = AssistantsFace()
 
 # A 1x1 PNG (the sandbox's plots are PNG bytes).
 PNG = bytes.fromhex(

@@ -1,5 +1,6 @@
 """File citations: the markers the model copies from search results (``【0:2†a.pdf】``)
-become ``file_citation`` annotations that name the file and quote the cited passage."""
+become ``file_citation`` annotations that name the file and quote the cited passage; links
+to files the code wrote (``sandbox:/mnt/data/…``) become ``file_path`` annotations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from assistd.runs import wire
+
 MARKER = re.compile(r"【(\d+):(\d+)†([^】]*)】")
+SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 QUOTE_CHARS = 400
 
 
@@ -46,12 +50,22 @@ def annotate(text: str, sources: dict[tuple[int, int], Source]) -> list[dict[str
         if source is None:
             continue
         notes.append(
-            {
-                "type": "file_citation",
-                "text": match.group(0),
-                "start_index": match.start(),
-                "end_index": match.end(),
-                "file_citation": {"file_id": source.file_id, "quote": source.quote},
-            }
+            wire.file_citation(
+                match.group(0), match.start(), match.end(), source.file_id, source.quote
+            )
         )
+    return notes
+
+
+def file_paths(text: str, paths: dict[str, str]) -> list[dict[str, Any]]:
+    """``file_path`` annotations for ``sandbox:/mnt/data/...`` links to files the code wrote
+    (``paths``: their path → file id)."""
+    notes: list[dict[str, Any]] = []
+    for match in SANDBOX_LINK.finditer(text):
+        path = match.group(1).rstrip(".,;:")
+        file_id = paths.get(path)
+        if file_id is None:
+            continue
+        end = match.start() + len("sandbox:") + len(path)
+        notes.append(wire.file_path(text[match.start() : end], match.start(), end, file_id))
     return notes

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from assistd.models import Message, RunStep
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStarted:
@@ -52,5 +54,71 @@ class ToolOutput:
     images: tuple[str, ...]
 
 
-EngineEvent = ToolCallStarted | ArgumentsDelta | ToolInputDelta | ToolOutput
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """More of a message's text (``index``: its part's position in the message)."""
+
+    message_id: str
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    """More of a message's refusal."""
+
+    message_id: str
+    index: int
+    refusal: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagesShown:
+    """Images a message shows before its text (plots code_interpreter made)."""
+
+    message_id: str
+    file_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    """A step began (a message to write, or tool calls)."""
+
+    step: RunStep
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnded:
+    """A step reached its final status."""
+
+    step: RunStep
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStarted:
+    """The model began a message."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEnded:
+    """A message was completed or cut (its status says which)."""
+
+    message: Message
+
+
+EngineEvent = (
+    ToolCallStarted
+    | ArgumentsDelta
+    | ToolInputDelta
+    | ToolOutput
+    | TextDelta
+    | RefusalDelta
+    | ImagesShown
+    | StepStarted
+    | StepEnded
+    | MessageStarted
+    | MessageEnded
+)
 Emit = Callable[[EngineEvent], None]

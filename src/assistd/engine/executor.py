@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,18 +23,25 @@ from assistd.core.clock import now
 from assistd.core.db import transaction
 from assistd.engine import citations, prompt
 from assistd.engine.deps import EngineDeps, build_engine_deps
-from assistd.engine.events import EngineEvent
-from assistd.engine.face import ASSISTANTS, Face
+from assistd.engine.events import (
+    EngineEvent,
+    ImagesShown,
+    MessageEnded,
+    MessageStarted,
+    RefusalDelta,
+    StepEnded,
+    StepStarted,
+    TextDelta,
+)
+from assistd.engine.face import AssistantsFace, Face, face_for
 from assistd.engine.sink import LOCKED_RUN, Event, LostOwnership, RunSink, Update
 from assistd.engine.tools import FUNCTION, ServerTool, Tool, ToolCall, ToolContext, builtin_tools
 from assistd.llm import tokens
 from assistd.llm.chat import BackendError, ChatRequest, Usage
-from assistd.messages.service import to_wire as message_to_wire
 from assistd.models import Message, Run, RunStep
 from assistd.models.rows import plain_row, table_of
-from assistd.runs import lifecycle
+from assistd.runs import lifecycle, wire
 from assistd.runs.status import move, transition
-from assistd.runs.wire import run_data, step_data
 
 __all__ = ["EngineDeps", "RunExecutor", "build_engine_deps"]
 
@@ -44,7 +50,6 @@ log = logging.getLogger(__name__)
 MAX_TURNS = 25
 SAVE_EVERY = 1.0
 """Seconds between saves of a streaming message's text."""
-SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 
 
 def _lost(exc: BaseException) -> bool:
@@ -74,17 +79,7 @@ class _OpenMessage:
     """Its rows (message, step) are not queued for insertion yet (a run nobody streams)."""
 
     def content(self, annotations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        parts: list[dict[str, Any]] = [
-            {"type": "image_file", "image_file": {"file_id": f, "detail": "auto"}}
-            for f in self.images
-        ]
-        if self.text or not self.refusal:
-            parts.append(
-                {"type": "text", "text": {"value": self.text, "annotations": annotations or []}}
-            )
-        if self.refusal:
-            parts.append({"type": "refusal", "refusal": self.refusal})
-        return parts
+        return wire.message_content(self.images, self.text, self.refusal, annotations)
 
 
 @dataclass
@@ -103,11 +98,7 @@ class _TurnResult:
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
+    return wire.usage(usage.prompt_tokens, usage.completion_tokens)
 
 
 class RunExecutor:
@@ -123,14 +114,14 @@ class RunExecutor:
         preloaded: prompt.RunContext | None = None,
         gate: asyncio.Future[None] | None = None,
         loader: Callable[[], Awaitable[prompt.RunContext]] | None = None,
-        face: Face = ASSISTANTS,
     ) -> None:
         """``preloaded``: the run's context, read by the transaction creating the run;
         ``gate``: resolves when that transaction commits (fails when it rolls back, and then
         the executor stops without writing anything); ``loader``: reads the context instead
         of the default (a run its creator already holds parts of)."""
         self.deps = deps
-        self.face = face
+        self.face: Face = AssistantsFace()
+        """Renders the run's events (chosen once the run is loaded)."""
         self._loader = loader
         self.run_id = run_id
         self.cancel = cancel
@@ -264,6 +255,7 @@ class RunExecutor:
         # A run nobody streams records no stream events (its rows are written all the same).
         self.sink.record = run.streamed
         self.include = list(run.include or [])
+        self.face = face_for(run)
         self.project_id, self.thread_id = run.project_id, run.thread_id
         self.assistant_id = run.assistant_id
         self.model = run.model
@@ -437,33 +429,11 @@ class RunExecutor:
                     )
             if not self.sink.record:
                 return
-            self.sink.event(
-                "thread.message.delta",
-                {
-                    "id": msg.message_id,
-                    "object": "thread.message.delta",
-                    "delta": {
-                        "content": [
-                            {
-                                "index": len(msg.images),
-                                "type": "text",
-                                "text": {"value": text, "annotations": []},
-                            }
-                        ]
-                    },
-                },
-            )
+            self._emit(TextDelta(msg.message_id, len(msg.images), text))
         if refusal:
             index = len(msg.images) + (1 if msg.text else 0)
             msg.refusal += refusal
-            self.sink.event(
-                "thread.message.delta",
-                {
-                    "id": msg.message_id,
-                    "object": "thread.message.delta",
-                    "delta": {"content": [{"index": index, "type": "refusal", "refusal": refusal}]},
-                },
-            )
+            self._emit(RefusalDelta(msg.message_id, index, refusal))
 
     async def _locked_run(self, session: AsyncSession) -> Run:
         """The run, locked: the row the sink's ownership check locked in this transaction."""
@@ -485,7 +455,8 @@ class RunExecutor:
         message, step = msg.row, msg.step
         assert message is not None
         assert step is not None
-        notes = citations.annotate(msg.text, self._citations) + self._file_paths(msg.text)
+        notes = citations.annotate(msg.text, self._citations)
+        notes += citations.file_paths(msg.text, self._sandbox_paths)
         notes.sort(key=lambda n: int(n["start_index"]))
         stamp = now()
         fields: dict[str, Any] = {"content": msg.content(notes)}
@@ -504,16 +475,13 @@ class RunExecutor:
             setattr(message, key, value)
         for key, value in step_fields.items():
             setattr(step, key, value)
-        kind = "incomplete" if incomplete_reason else "completed"
         self.sink.update_later(
             [
                 Update(table_of(Message), message.id, fields, patch=("metadata",)),
                 Update(table_of(RunStep), step.id, step_fields),
             ],
-            [
-                (f"thread.message.{kind}", message_to_wire(message).model_dump(mode="json"), 0),
-                ("thread.run.step.completed", step_data(step, self.include), None),
-            ]
+            [(name, data, 0) for name, data in self.face.render(MessageEnded(message))]
+            + [(name, data, None) for name, data in self.face.render(StepEnded(step))]
             if self.sink.record
             else [],
         )
@@ -576,7 +544,7 @@ class RunExecutor:
             msg.step_id,
             msg.created_at,
             "message_creation",
-            {"type": "message_creation", "message_creation": {"message_id": msg.message_id}},
+            wire.message_creation(msg.message_id),
         )
         message = Message(
             id=msg.message_id,
@@ -602,19 +570,9 @@ class RunExecutor:
             # and the message at most SAVE_EVERY late.
             msg.unsaved = True
             return
-        step_wire = step_data(step, self.include)
-        message_wire = message_to_wire(message).model_dump(mode="json")
-        produced: list[Event] = [
-            ("thread.run.step.created", step_wire),
-            ("thread.run.step.in_progress", step_wire),
-            ("thread.message.created", message_wire),
-            ("thread.message.in_progress", message_wire),
-        ]
+        produced = self.face.render(StepStarted(step)) + self.face.render(MessageStarted(message))
         if msg.images:
-            images = msg.content()[: len(msg.images)]
-            parts = [{"index": i, **part} for i, part in enumerate(images)]
-            delta = {"id": msg.message_id, "object": "thread.message.delta"}
-            produced.append(("thread.message.delta", {**delta, "delta": {"content": parts}}))
+            produced += self.face.render(ImagesShown(msg.message_id, tuple(msg.images)))
         self.sink.insert_later([plain_row(step), plain_row(message)], produced)
 
     def _save_rows(self, msg: _OpenMessage) -> None:
@@ -625,39 +583,17 @@ class RunExecutor:
         msg.row.content = msg.content()
         self.sink.insert_later([plain_row(msg.step), plain_row(msg.row)], [])
 
-    def _file_paths(self, text: str) -> list[dict[str, Any]]:
-        """``file_path`` annotations for ``sandbox:/mnt/data/...`` links to files the code
-        wrote."""
-        notes: list[dict[str, Any]] = []
-        for match in SANDBOX_LINK.finditer(text):
-            path = match.group(1).rstrip(".,;:")
-            file_id = self._sandbox_paths.get(path)
-            if file_id is None:
-                continue
-            end = match.start() + len("sandbox:") + len(path)
-            notes.append(
-                {
-                    "type": "file_path",
-                    "text": text[match.start() : end],
-                    "start_index": match.start(),
-                    "end_index": end,
-                    "file_path": {"file_id": file_id},
-                }
-            )
-        return notes
-
     def _open_tool_step_op(self, open_step: _OpenToolStep) -> Any:
         async def op(session: AsyncSession) -> list[Event]:
             step = self._step_row(
                 open_step.step_id,
                 open_step.created_at,
                 "tool_calls",
-                {"type": "tool_calls", "tool_calls": []},
+                wire.tool_calls([]),
             )
             session.add(step)
             await session.flush()
-            data = step_data(step, self.include)
-            return [("thread.run.step.created", data), ("thread.run.step.in_progress", data)]
+            return self.face.render(StepStarted(step))
 
         return op
 
@@ -666,13 +602,13 @@ class RunExecutor:
 
         async def op(session: AsyncSession) -> list[Event]:
             step = await session.get_one(RunStep, open_step.step_id)
-            step.step_details = {"type": "tool_calls", "tool_calls": calls}
+            step.step_details = wire.tool_calls(calls)
             step.usage = _usage_dict(usage)
             if not done:
                 return []  # waits for the client's function outputs
             step.status = "completed"
             step.completed_at = now()
-            return [("thread.run.step.completed", step_data(step, self.include))]
+            return self.face.render(StepEnded(step))
 
         return op
 
@@ -683,19 +619,7 @@ class RunExecutor:
             run = await self._locked_run(session)
             if run.status == "cancelling":
                 return await lifecycle.finish_run(session, run, "cancelled")
-            action = {
-                "type": "submit_tool_outputs",
-                "submit_tool_outputs": {
-                    "tool_calls": [
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        }
-                        for c in calls
-                    ]
-                },
-            }
+            action = wire.submit_tool_outputs([(c.id, c.name, c.arguments) for c in calls])
             return [
                 transition(
                     run,
@@ -726,7 +650,7 @@ class RunExecutor:
         }
         await self.sink.update(
             [Update(table_of(Run), run.id, values, patch=("metadata", "usage"), run_usage=True)],
-            [(name, run_data(run), 0)] if self.sink.record else [],
+            [(name, wire.run_data(run), 0)] if self.sink.record else [],
         )
 
     def _incomplete_op(self, reason: str) -> Any:

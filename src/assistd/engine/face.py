@@ -11,12 +11,21 @@ from typing import Any, Protocol
 from assistd.engine.events import (
     ArgumentsDelta,
     EngineEvent,
+    ImagesShown,
+    MessageEnded,
+    MessageStarted,
+    RefusalDelta,
+    StepEnded,
+    StepStarted,
+    TextDelta,
     ToolCallStarted,
     ToolInputDelta,
     ToolOutput,
 )
 from assistd.engine.tools.base import ToolCall
 from assistd.engine.tools.code_interpreter import code_of
+from assistd.messages.service import to_wire as message_to_wire
+from assistd.models import Run
 from assistd.runs import wire
 
 WireEvent = tuple[str, dict[str, Any]]
@@ -33,11 +42,36 @@ class Face(Protocol):
 
 
 class AssistantsFace:
-    """The Assistants API: ``thread.run.step.delta`` and friends, run step objects."""
+    """The Assistants API: ``thread.run.step.delta`` and friends, run step objects
+    (``include``: the run's, which decides what steps show)."""
+
+    def __init__(self, include: list[str] | None = None) -> None:
+        self.include = include or []
 
     def render(self, event: EngineEvent) -> list[WireEvent]:
         """The stream events announcing ``event``."""
         match event:
+            case TextDelta():
+                part = {"index": event.index, **wire.text_part(event.text)}
+                return [("thread.message.delta", wire.message_delta(event.message_id, [part]))]
+            case RefusalDelta():
+                part = {"index": event.index, **wire.refusal_part(event.refusal)}
+                return [("thread.message.delta", wire.message_delta(event.message_id, [part]))]
+            case ImagesShown():
+                parts = [{"index": i, **wire.image_part(f)} for i, f in enumerate(event.file_ids)]
+                return [("thread.message.delta", wire.message_delta(event.message_id, parts))]
+            case StepStarted():
+                data = wire.step_data(event.step, self.include)
+                return [("thread.run.step.created", data), ("thread.run.step.in_progress", data)]
+            case StepEnded():
+                data = wire.step_data(event.step, self.include)
+                return [(f"thread.run.step.{event.step.status}", data)]
+            case MessageStarted():
+                data = message_to_wire(event.message).model_dump(mode="json")
+                return [("thread.message.created", data), ("thread.message.in_progress", data)]
+            case MessageEnded():
+                data = message_to_wire(event.message).model_dump(mode="json")
+                return [(f"thread.message.{event.message.status}", data)]
             case ToolCallStarted():
                 entry = wire.call_started(
                     event.index, event.call_id, event.kind, event.name, event.arguments
@@ -69,4 +103,6 @@ class AssistantsFace:
         return wire.function_call(call.id, call.name, call.arguments)
 
 
-ASSISTANTS = AssistantsFace()
+def face_for(run: Run) -> Face:
+    """The face of the API ``run`` was created through (the Assistants API, for now)."""
+    return AssistantsFace(list(run.include or []))

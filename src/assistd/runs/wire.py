@@ -171,3 +171,93 @@ def file_search_call(
         "file_search": {"ranking_options": ranking, "results": results},
         "_queries": queries,
     }
+
+
+# ---- messages and steps as a run writes them -----------------------------------------------
+
+
+def message_delta(message_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A ``thread.message.delta`` carrying content parts (each with its ``index``)."""
+    return {"id": message_id, "object": "thread.message.delta", "delta": {"content": parts}}
+
+
+def image_part(file_id: str) -> dict[str, Any]:
+    """An ``image_file`` content part (a plot code_interpreter showed)."""
+    return {"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}}
+
+
+def text_part(value: str, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A ``text`` content part."""
+    return {"type": "text", "text": {"value": value, "annotations": annotations or []}}
+
+
+def refusal_part(refusal: str) -> dict[str, Any]:
+    """A ``refusal`` content part."""
+    return {"type": "refusal", "refusal": refusal}
+
+
+def message_content(
+    images: list[str], text: str, refusal: str, annotations: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """An assistant message's content: the images shown before it, its text (always, unless
+    it is only a refusal), its refusal."""
+    parts = [image_part(f) for f in images]
+    if text or not refusal:
+        parts.append(text_part(text, annotations))
+    if refusal:
+        parts.append(refusal_part(refusal))
+    return parts
+
+
+def file_citation(text: str, start: int, end: int, file_id: str, quote: str) -> dict[str, Any]:
+    """A ``file_citation`` annotation (a search result's marker the model copied)."""
+    return {
+        "type": "file_citation",
+        "text": text,
+        "start_index": start,
+        "end_index": end,
+        "file_citation": {"file_id": file_id, "quote": quote},
+    }
+
+
+def file_path(text: str, start: int, end: int, file_id: str) -> dict[str, Any]:
+    """A ``file_path`` annotation (a link to a file the code wrote)."""
+    return {
+        "type": "file_path",
+        "text": text,
+        "start_index": start,
+        "end_index": end,
+        "file_path": {"file_id": file_id},
+    }
+
+
+def message_creation(message_id: str) -> dict[str, Any]:
+    """The details of a step that writes a message."""
+    return {"type": "message_creation", "message_creation": {"message_id": message_id}}
+
+
+def tool_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The details of a step that calls tools."""
+    return {"type": "tool_calls", "tool_calls": calls}
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """Token usage as runs and steps show it."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def submit_tool_outputs(calls: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """A run's ``required_action``: the ``(id, name, arguments)`` function calls to run."""
+    return {
+        "type": "submit_tool_outputs",
+        "submit_tool_outputs": {
+            "tool_calls": [
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                for i, n, a in calls
+            ]
+        },
+    }
