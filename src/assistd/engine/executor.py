@@ -40,8 +40,7 @@ from assistd.llm import tokens
 from assistd.llm.chat import BackendError, ChatRequest, Usage
 from assistd.models import Message, Run, RunStep
 from assistd.models.rows import plain_row, table_of
-from assistd.runs import lifecycle, wire
-from assistd.runs.status import move, transition
+from assistd.runs import lifecycle, status, wire
 
 __all__ = ["EngineDeps", "RunExecutor", "build_engine_deps"]
 
@@ -613,59 +612,30 @@ class RunExecutor:
         return op
 
     def _requires_action_op(self, calls: list[ToolCall]) -> Any:
-        settings = self.deps.settings
+        action = wire.submit_tool_outputs([(c.id, c.name, c.arguments) for c in calls])
+        wait = self.deps.settings.runs.requires_action_seconds
 
         async def op(session: AsyncSession) -> list[Event]:
             run = await self._locked_run(session)
-            if run.status == "cancelling":
-                return await lifecycle.finish_run(session, run, "cancelled")
-            action = wire.submit_tool_outputs([(c.id, c.name, c.arguments) for c in calls])
-            return [
-                transition(
-                    run,
-                    "requires_action",
-                    required_action=action,
-                    expires_at=now() + settings.runs.requires_action_seconds,
-                    worker_id=None,
-                    heartbeat_at=None,
-                )
-            ]
+            return await status.require_action(session, run, action, now() + wait)
 
         return op
 
     async def _complete(self, run: Run) -> None:
         """End the run ``completed`` (``run``: its row as loaded; what others may have
         changed since, its metadata, is read back by the update)."""
-        name = move(run, "completed")
-        values = {
-            column: getattr(run, column)
-            for column in (
-                "status",
-                "completed_at",
-                "expires_at",
-                "worker_id",
-                "heartbeat_at",
-                "required_action",
-            )
-        }
+        name, values = status.complete(run)
         await self.sink.update(
             [Update(table_of(Run), run.id, values, patch=("metadata", "usage"), run_usage=True)],
             [(name, wire.run_data(run), 0)] if self.sink.record else [],
         )
 
     def _incomplete_op(self, reason: str) -> Any:
-        """End the run ``incomplete``; a step still open (tool calls the model was writing
-        when cut) is cancelled, as nothing will run it."""
+        """End the run ``incomplete`` for ``reason``."""
         self.error_code = reason
 
         async def op(session: AsyncSession) -> list[Event]:
-            run = await self._locked_run(session)
-            out = await lifecycle.cancel_open_steps(session, run)
-            usage = await lifecycle.step_usage_total(session, self.run_id)
-            out.append(
-                transition(run, "incomplete", usage=usage, incomplete_details={"reason": reason})
-            )
-            return out
+            return await status.incomplete(session, await self._locked_run(session), reason)
 
         return op
 
@@ -684,11 +654,7 @@ class RunExecutor:
                 if message is not None and message.status == "in_progress":
                     message.content = partial.content()
             run = await self._locked_run(session)
-            if run.status not in ("in_progress", "cancelling"):
-                return []  # someone else (the reaper) already ended it
-            if outcome == "failed" and run.status == "cancelling":
-                return await lifecycle.finish_run(session, run, "cancelled")
-            return await lifecycle.finish_run(session, run, outcome, last_error=last_error)
+            return await status.end_executing(session, run, outcome, last_error)
 
         try:
             await self.sink.apply(op)

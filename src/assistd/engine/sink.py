@@ -28,14 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from assistd.core.db import engine_of, execute_alone
 from assistd.models import Run
 from assistd.models.rows import Row, bind, insert_values
-from assistd.runs import events, lifecycle
+from assistd.runs import events, status
 from assistd.runs.local import HUB
 from assistd.runs.starter import RunDiscarded
 
 Event = tuple[str, dict[str, Any]]
 Op = Callable[[AsyncSession], Awaitable[list[Event]]]
-
-_EXECUTING = ("in_progress", "cancelling")
 
 LINGER_SECONDS = 0.001
 """How long a lone stream event waits for company before it is written (never the run's
@@ -243,7 +241,7 @@ class RunSink:
             values = dict(u.values)
             if u.run_usage:
                 await session.flush()
-                values["usage"] = await lifecycle.step_usage_total(session, self.run_id)
+                values["usage"] = await status.usage_total(session, self.run_id)
             returning = [u.table.c[c] for c in u.patch] or [u.table.c.id]
             row = (
                 await session.execute(
@@ -321,7 +319,7 @@ class RunSink:
 
     async def _check_owner(self, session: AsyncSession) -> None:
         run = await session.scalar(select(Run).where(Run.id == self.run_id).with_for_update())
-        if run is None or run.worker_id != self.owner or run.status not in _EXECUTING:
+        if run is None or run.worker_id != self.owner or run.status not in status.EXECUTING:
             raise LostOwnership(f"run {self.run_id} is no longer owned by {self.owner}")
         session.info[LOCKED_RUN] = run
 
@@ -383,7 +381,7 @@ def _plain_statement(
     ``patch`` columns of its update (``step_usage``: the batch's step updates, for the run's
     usage). It returns ``(-1, event id, NULL)`` per event and
     ``(k, 0, patch columns)`` per update ``k``; without events, ``(-1, owned, NULL)``."""
-    params: dict[str, Any] = {"run": run_id, "owner": owner, "executing": list(_EXECUTING)}
+    params: dict[str, Any] = {"run": run_id, "owner": owner, "executing": list(status.EXECUTING)}
     parts = [
         "owner AS (SELECT 1 AS ok FROM runs WHERE id = %(run)s AND worker_id = %(owner)s"
         " AND status = ANY(%(executing)s) FOR UPDATE)"

@@ -1,5 +1,5 @@
-"""Ending runs: the side effects every terminal status shares (messages left incomplete,
-steps closed, usage summed) and the events they produce, in the order the SDK expects."""
+"""Ending runs: the side effects the endings in ``runs.status`` share (messages left
+incomplete, steps closed) and the events they produce, in the order the SDK expects."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistd.core.clock import now
 from assistd.messages.service import to_wire as message_to_wire
 from assistd.models import Message, Run, RunStep
-from assistd.runs.status import transition
-from assistd.runs.wire import run_data, step_data
+from assistd.runs.wire import step_data
 
 Event = tuple[str, dict[str, Any]]
 
@@ -30,17 +29,6 @@ async def lock_run(session: AsyncSession, run_id: str) -> Run:
     if run is None:
         raise LookupError(run_id)
     return run
-
-
-async def step_usage_total(session: AsyncSession, run_id: str) -> dict[str, int]:
-    """The run's usage: the sum over its steps."""
-    usages = await session.scalars(select(RunStep.usage).where(RunStep.run_id == run_id))
-    total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    for usage in usages:
-        if usage:
-            for key in total:
-                total[key] += int(usage.get(key, 0))
-    return total
 
 
 async def cancel_open_steps(session: AsyncSession, run: Run) -> list[Event]:
@@ -85,27 +73,4 @@ async def close_open_work(
         if status == "failed":
             step.last_error = last_error
         out.append((f"thread.run.step.{status}", step_data(step, run.include)))
-    return out
-
-
-async def finish_run(
-    session: AsyncSession,
-    run: Run,
-    outcome: str,
-    *,
-    last_error: dict[str, Any] | None = None,
-) -> list[Event]:
-    """End a locked run as cancelled, failed or expired, with every side effect."""
-    out = await close_open_work(session, run, outcome, last_error)
-    if outcome == "cancelled":
-        if run.status == "cancelling":
-            # The API only flips the status of a run a worker owns; the owner reports it.
-            out.append(("thread.run.cancelling", run_data(run)))
-        else:
-            out.append(transition(run, "cancelling"))
-    usage = await step_usage_total(session, run.id)
-    fields: dict[str, Any] = {"usage": usage}
-    if outcome == "failed":
-        fields["last_error"] = last_error
-    out.append(transition(run, outcome, **fields))
     return out

@@ -28,7 +28,7 @@ from assistd.messages import service as messages_service
 from assistd.models import Assistant, Message, Run, RunStep, Thread
 from assistd.models.rows import columns_of, loaded, plain_row, width
 from assistd.models.run import ACTIVE_STATUSES
-from assistd.runs import events, lifecycle
+from assistd.runs import events, lifecycle, status
 from assistd.runs.schemas import (
     FILE_SEARCH_CONTENT,
     RunCreate,
@@ -505,16 +505,10 @@ async def _lock_own_run(session: AsyncSession, project_id: str, thread_id: str, 
 async def cancel_run(session: AsyncSession, project_id: str, thread_id: str, run_id: str) -> Run:
     """Cancel: at once when nobody executes the run, through its worker otherwise."""
     run = await _lock_own_run(session, project_id, thread_id, run_id)
-    if run.status in ("queued", "requires_action"):
-        await events.append(session, run.id, await lifecycle.finish_run(session, run, "cancelled"))
-    elif run.status == "in_progress":
-        # The worker owns the run's event log; it reports cancelling → cancelled.
-        run.status = "cancelling"
+    produced, wake = await status.cancel(session, run)
+    await events.append(session, run.id, produced)
+    if wake:
         await wake_workers(session, Wake.CANCEL, run.id)
-    elif run.status != "cancelling":
-        raise ConflictingStateError(
-            f"Cannot cancel run with status '{run.status}'.", param="run_id"
-        )
     await session.flush()
     return run
 

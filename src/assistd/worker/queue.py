@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistd.core.clock import now
 from assistd.models import Run, RunEvent, RunWatcher
 from assistd.models.run import ACTIVE_STATUSES, TERMINAL_STATUSES
-from assistd.runs import events, lifecycle
-from assistd.runs.status import recorded
+from assistd.runs import events, status
+from assistd.runs.status import EXECUTING, recorded
 
 WORKER_LOST = {
     "code": "server_error",
@@ -36,7 +36,7 @@ async def claim(session: AsyncSession, worker_id: str, limit: int) -> list[str]:
     stamp = time.time()
     for run in runs:
         if run.expires_at is not None and run.expires_at <= now():
-            produced.append((run.id, await lifecycle.finish_run(session, run, "expired")))
+            produced.append((run.id, await status.end(session, run, "expired")))
             continue
         event = recorded(
             run, "in_progress", worker_id=worker_id, heartbeat_at=stamp, attempts=run.attempts + 1
@@ -61,7 +61,7 @@ async def heartbeat(
         .where(
             Run.worker_id == worker_id,
             Run.id.in_(run_ids),
-            Run.status.in_(("in_progress", "cancelling")),
+            Run.status.in_(EXECUTING),
         )
         .values(heartbeat_at=time.time())
         .returning(Run.id, Run.status)
@@ -75,7 +75,7 @@ async def reap(session: AsyncSession, lease_seconds: float, limit: int = 100) ->
         await session.scalars(
             select(Run)
             .where(
-                Run.status.in_(("in_progress", "cancelling")),
+                Run.status.in_(EXECUTING),
                 Run.heartbeat_at < time.time() - lease_seconds,
             )
             .with_for_update(skip_locked=True)
@@ -83,8 +83,8 @@ async def reap(session: AsyncSession, lease_seconds: float, limit: int = 100) ->
         )
     )
     for run in stale:
-        outcome = "cancelled" if run.status == "cancelling" else "failed"
-        produced = await lifecycle.finish_run(session, run, outcome, last_error=WORKER_LOST)
+        # A run that was being cancelled ends cancelled (``status.end``).
+        produced = await status.end(session, run, "failed", WORKER_LOST)
         await events.append(session, run.id, produced)
     return [r.id for r in stale]
 
@@ -100,7 +100,7 @@ async def expire(session: AsyncSession, limit: int = 100) -> list[str]:
         )
     )
     for run in due:
-        await events.append(session, run.id, await lifecycle.finish_run(session, run, "expired"))
+        await events.append(session, run.id, await status.end(session, run, "expired"))
     return [r.id for r in due]
 
 
