@@ -244,6 +244,22 @@ class RunExecutor:
     # ---- the loop -------------------------------------------------------------------------
 
     async def _work(self) -> None:
+        ctx = await self._begin()
+        deadline = ctx.run.expires_at
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        async with asyncio.timeout(timeout):
+            for _ in range(MAX_TURNS):
+                self._message, self._tool_step = None, None
+                result = await self._model_turn(ctx)
+                following = await self._after_turn(ctx, result)
+                if following is None:
+                    return
+                ctx = following
+            raise BackendError("server_error", "The run exceeded the maximum number of turns.")
+
+    async def _begin(self) -> prompt.RunContext:
+        """The run's context (as its creator read it, if it did), and what the run says
+        about how to write it."""
         if self._preloaded is not None:
             ctx, self._preloaded = self._use(self._preloaded), None
         elif self._loader is not None:
@@ -258,53 +274,50 @@ class RunExecutor:
         self.project_id, self.thread_id = run.project_id, run.thread_id
         self.assistant_id = run.assistant_id
         self.model = run.model
-        deadline = run.expires_at
-        timeout = None if deadline is None else max(0.0, deadline - time.time())
-        async with asyncio.timeout(timeout):
-            for _ in range(MAX_TURNS):
-                self._message, self._tool_step = None, None
-                result = await self._model_turn(ctx)
-                if result.prompt_too_long:
-                    await self.sink.apply(self._incomplete_op("max_prompt_tokens"))
-                    self.outcome = "incomplete"
-                    return
-                cut = "content_filter" if result.finish_reason == "content_filter" else None
-                if result.finish_reason == "length" and result.function_calls:
-                    cut = "max_completion_tokens"
-                if cut is not None:
-                    # The answer was cut: tool calls the model was writing are not run.
-                    if self._tool_step is not None:
-                        step = self._tool_step
-                        await self.sink.apply(
-                            self._record_tool_step_op(step, result.usage, done=False)
-                        )
-                    await self.sink.apply(self._incomplete_op(cut))
-                    self.outcome = "incomplete"
-                    return
-                builtin = [c for c in result.function_calls if c.kind != FUNCTION.kind]
-                functions = [c for c in result.function_calls if c.kind == FUNCTION.kind]
-                if builtin:
-                    await self._run_tools(ctx, builtin)
-                if self._tool_step is not None:
-                    step = self._tool_step
-                    await self.sink.apply(
-                        self._record_tool_step_op(step, result.usage, done=not functions)
-                    )
-                if functions:
-                    await self.sink.apply(self._requires_action_op(functions))
-                    self.outcome = "requires_action"
-                    return
-                if builtin:
-                    ctx = await self._load()  # the next turn sees the results
-                    continue
-                if result.finish_reason == "length" and run.max_completion_tokens is not None:
-                    await self.sink.apply(self._incomplete_op("max_completion_tokens"))
-                    self.outcome = "incomplete"
-                    return
-                await self._complete(ctx.run)
-                self.outcome = "completed"
-                return
-            raise BackendError("server_error", "The run exceeded the maximum number of turns.")
+        return ctx
+
+    async def _after_turn(
+        self, ctx: prompt.RunContext, result: _TurnResult
+    ) -> prompt.RunContext | None:
+        """End the run, hand it to the client, or run the built-in calls: the next turn's
+        context, or None when the run rests."""
+        if result.prompt_too_long:
+            await self._incomplete("max_prompt_tokens")
+            return None
+        cut = "content_filter" if result.finish_reason == "content_filter" else None
+        if result.finish_reason == "length" and result.function_calls:
+            cut = "max_completion_tokens"
+        if cut is not None:
+            # The answer was cut: tool calls the model was writing are not run.
+            if self._tool_step is not None:
+                step = self._tool_step
+                await self.sink.apply(self._record_tool_step_op(step, result.usage, done=False))
+            await self._incomplete(cut)
+            return None
+        builtin = [c for c in result.function_calls if c.kind != FUNCTION.kind]
+        functions = [c for c in result.function_calls if c.kind == FUNCTION.kind]
+        if builtin:
+            await self._run_tools(ctx, builtin)
+        if self._tool_step is not None:
+            step = self._tool_step
+            await self.sink.apply(self._record_tool_step_op(step, result.usage, not functions))
+        if functions:
+            await self.sink.apply(self._requires_action_op(functions))
+            self.outcome = "requires_action"
+            return None
+        if builtin:
+            return await self._load()  # the next turn sees the results
+        if result.finish_reason == "length" and ctx.run.max_completion_tokens is not None:
+            await self._incomplete("max_completion_tokens")
+            return None
+        await self._complete(ctx.run)
+        self.outcome = "completed"
+        return None
+
+    async def _incomplete(self, reason: str) -> None:
+        """End the run ``incomplete`` for ``reason``."""
+        await self.sink.apply(self._incomplete_op(reason))
+        self.outcome = "incomplete"
 
     async def _load(self) -> prompt.RunContext:
         async with transaction(self.deps.maker) as session:
@@ -334,7 +347,9 @@ class RunExecutor:
             for name, data in self.face.render(event):
                 self.sink.event(name, data)
 
-    async def _model_turn(self, ctx: prompt.RunContext) -> _TurnResult:
+    async def _request(self, ctx: prompt.RunContext) -> tuple[ChatRequest, int] | None:
+        """The turn's chat request and its prompt's tokens, fitted to the window and the
+        run's budgets (None: the prompt exceeds ``max_prompt_tokens``)."""
         run = ctx.run
         tools = prompt.chat_tools(ctx)
         used_prompt, used_completion = prompt.used_tokens(ctx)
@@ -356,7 +371,7 @@ class RunExecutor:
             drop_oldest=(run.truncation_strategy or {}).get("type", "auto") == "auto",
         )
         if prompt_left is not None and prompt_tokens > prompt_left:
-            return _TurnResult([], Usage(), None, prompt_too_long=True)
+            return None
         request = ChatRequest(
             model=run.model,
             messages=messages,
@@ -369,6 +384,14 @@ class RunExecutor:
             max_completion_tokens=max_tokens,
             reasoning_effort=run.reasoning_effort,
         )
+        return request, prompt_tokens
+
+    async def _model_turn(self, ctx: prompt.RunContext) -> _TurnResult:
+        run = ctx.run
+        built = await self._request(ctx)
+        if built is None:
+            return _TurnResult([], Usage(), None, prompt_too_long=True)
+        request, prompt_tokens = built
         backend = self.deps.router.backend_for(run.model)
         usage: Usage | None = None
         finish: str | None = None
