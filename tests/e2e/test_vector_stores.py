@@ -908,3 +908,26 @@ def test_expired_store_chunks_are_purged(client: OpenAI, database: Database) -> 
     assert expired.usage_bytes == 0
     assert expired.expires_at is not None
     assert expired.expires_at < time.time()  # the search did not revive it
+
+
+def test_a_small_file_is_not_stuck_behind_large_ones(client: OpenAI) -> None:
+    """Small pending files are ingested first (and files are ingested two at a time), so an
+    attachment does not wait for every large file queued before it."""
+    line = b"Line %d of a long maintenance manual about harbour cranes and their winches.\n"
+    large = b"".join(line % i for i in range(16_000))
+    ids = [upload(client, f"manual{i}.txt", large) for i in range(3)]
+    small = upload(client, "note.txt", b"The crane key hangs in the blue cabinet.")
+    store = client.vector_stores.create(name="queue")
+    client.vector_stores.file_batches.create(store.id, file_ids=[*ids, small])
+
+    def statuses() -> dict[str, str]:
+        return {f.id: f.status for f in client.vector_stores.files.list(store.id, limit=10)}
+
+    def small_done() -> dict[str, str] | None:
+        found = statuses()
+        return found if found.get(small) != "in_progress" else None
+
+    seen = wait_until(small_done, timeout=60, what="the small file")
+    assert seen[small] == "completed"
+    assert [seen[i] for i in ids].count("completed") == 0, seen
+    wait_until(lambda: set(statuses().values()) == {"completed"}, timeout=120, what="the rest")

@@ -67,8 +67,9 @@ class WorkerSettings(BaseModel):
     """Fallback polling interval when no NOTIFY arrives."""
     reap_seconds: float = 2.0
     shutdown_grace_seconds: float = 30.0
-    ingest_concurrency: int = 1
-    """Files ingested at once (parsing and local embedding use the CPU)."""
+    ingest_concurrency: int = 2
+    """Files ingested at once by one worker (parsing and local embedding use the CPU; each
+    has a parser process of its own)."""
 
 
 class MetricsSettings(BaseModel):

@@ -39,17 +39,24 @@ class Claimed:
     claimed_at: float = field(default_factory=time.monotonic)
 
 
+SMALL_FILE_BYTES = 1024 * 1024
+"""Pending files up to this size are taken before larger ones, so a small attachment does
+not wait behind every large PDF uploaded before it."""
+
+
 async def claim(session: AsyncSession, worker_id: str, lease_seconds: float) -> Claimed | None:
-    """Take the oldest pending file (or one whose worker stopped heartbeating)."""
+    """Take the oldest pending small file, else the oldest pending one (or one whose worker
+    stopped heartbeating)."""
     stale = time.time() - lease_seconds
     row = await session.scalar(
         select(VectorStoreFile)
+        .join(File, File.id == VectorStoreFile.file_id)
         .where(
             VectorStoreFile.status == "in_progress",
             or_(VectorStoreFile.worker_id.is_(None), VectorStoreFile.heartbeat_at < stale),
         )
-        .order_by(VectorStoreFile.seq)
-        .with_for_update(skip_locked=True)
+        .order_by(File.bytes > SMALL_FILE_BYTES, VectorStoreFile.seq)
+        .with_for_update(of=VectorStoreFile, skip_locked=True)
         .limit(1)
     )
     if row is None:
