@@ -25,11 +25,15 @@ from assistd.core import ids
 from assistd.core.channels import Wake, wake_workers
 from assistd.core.clock import now
 from assistd.core.errors import ConflictingStateError, InvalidRequestError, NotFoundError
-from assistd.core.pagination import ListParams, paginate
+from assistd.core.pagination import ListParams
+from assistd.core.repository import Repository
 from assistd.files import service as files_service
 from assistd.files.storage import FileStorage
 from assistd.models import Container, ContainerFile, File
 from assistd.sandbox.paths import data_path
+
+_CONTAINERS = Repository(Container, "container", "container_id")
+_FILES = Repository(ContainerFile, "container file", "file_id", scope="container_id")
 
 
 def status(c: Container, at: int | None = None) -> Literal["running", "expired"]:
@@ -115,23 +119,15 @@ async def get(
     session: AsyncSession, project_id: str, container_id: str, *, lock: bool = False
 ) -> Container:
     """A container of the project, or 404; ``lock`` serializes changes to its files."""
-    stmt = select(Container).where(Container.id == container_id, Container.project_id == project_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = await session.scalar(stmt)
-    if row is None:
-        raise NotFoundError.for_object("container", container_id, param="container_id")
-    return row
+    return await _CONTAINERS.get(session, project_id, container_id, lock="update" if lock else None)
 
 
 async def list_containers(
     session: AsyncSession, project_id: str, params: ListParams, name: str | None
 ) -> tuple[list[Container], bool]:
     """A page of the project's containers, optionally those of one name."""
-    scope = [Container.project_id == project_id]
-    if name is not None:
-        scope.append(Container.name == name)
-    return await paginate(session, Container, scope, params)
+    extra = [] if name is None else [Container.name == name]
+    return await _CONTAINERS.page(session, project_id, params, *extra)
 
 
 async def delete_container(session: AsyncSession, project_id: str, container_id: str) -> list[str]:
@@ -144,13 +140,7 @@ async def delete_container(session: AsyncSession, project_id: str, container_id:
             )
         )
     )
-    result = await session.execute(
-        delete(Container)
-        .where(Container.id == container_id, Container.project_id == project_id)
-        .returning(Container.id)
-    )
-    if result.first() is None:
-        raise NotFoundError.for_object("container", container_id, param="container_id")
+    await _CONTAINERS.delete(session, project_id, container_id)
     # The session is keyed by the container id, so a deleted thread's cleanup fits it.
     await wake_workers(session, Wake.THREAD_DELETED, container_id)
     return keys
@@ -224,8 +214,7 @@ async def list_files(
 ) -> tuple[list[ContainerFile], bool]:
     """A page of a container's files."""
     await get(session, project_id, container_id)
-    scope = [ContainerFile.container_id == container_id, ContainerFile.project_id == project_id]
-    return await paginate(session, ContainerFile, scope, params)
+    return await _FILES.page(session, container_id, params, ContainerFile.project_id == project_id)
 
 
 async def all_files(
@@ -245,16 +234,7 @@ async def get_file(
 ) -> ContainerFile:
     """One file of a container of the project, or 404."""
     await get(session, project_id, container_id)
-    row = await session.scalar(
-        select(ContainerFile).where(
-            ContainerFile.id == file_id,
-            ContainerFile.container_id == container_id,
-            ContainerFile.project_id == project_id,
-        )
-    )
-    if row is None:
-        raise NotFoundError.for_object("container file", file_id, param="file_id")
-    return row
+    return await _FILES.get(session, container_id, file_id, ContainerFile.project_id == project_id)
 
 
 async def delete_file(

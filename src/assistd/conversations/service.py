@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.conversations.schemas import (
@@ -23,8 +23,9 @@ from assistd.conversations.schemas import (
 )
 from assistd.core import ids
 from assistd.core.clock import now
-from assistd.core.errors import InvalidRequestError, NotFoundError
-from assistd.core.pagination import ListParams, paginate
+from assistd.core.errors import InvalidRequestError
+from assistd.core.pagination import ListParams
+from assistd.core.repository import Repository
 from assistd.files import service as files_service
 from assistd.models import Conversation, ConversationItem
 
@@ -35,6 +36,10 @@ _ID_PREFIXES = {
 }
 _ASSISTANT_PARTS = ("output_text", "refusal")
 _INPUT_PARTS = ("input_text", "input_image", "input_file")
+
+
+_CONVERSATIONS = Repository(Conversation, "conversation", "conversation_id")
+_ITEMS = Repository(ConversationItem, "item", "item_id", scope="conversation_id")
 
 
 def to_wire(c: Conversation) -> ConversationObject:
@@ -86,15 +91,9 @@ async def get(
 ) -> Conversation:
     """A conversation of the project, or 404; ``lock`` holds it against deletion until the
     transaction ends (items are being added)."""
-    stmt = select(Conversation).where(
-        Conversation.id == conversation_id, Conversation.project_id == project_id
+    return await _CONVERSATIONS.get(
+        session, project_id, conversation_id, lock="share" if lock else None
     )
-    if lock:
-        stmt = stmt.with_for_update(read=True)
-    row = await session.scalar(stmt)
-    if row is None:
-        raise NotFoundError.for_object("conversation", conversation_id, param="conversation_id")
-    return row
 
 
 async def update(
@@ -102,20 +101,12 @@ async def update(
 ) -> Conversation:
     """Replace the metadata."""
     row = await get(session, project_id, conversation_id)
-    row.metadata_ = metadata or {}
-    await session.flush()
-    return row
+    return await _CONVERSATIONS.modify(session, row, {"metadata": metadata})
 
 
 async def delete_conversation(session: AsyncSession, project_id: str, conversation_id: str) -> None:
     """Delete a conversation and (by cascade) its items."""
-    result = await session.execute(
-        delete(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.project_id == project_id)
-        .returning(Conversation.id)
-    )
-    if result.first() is None:
-        raise NotFoundError.for_object("conversation", conversation_id, param="conversation_id")
+    await _CONVERSATIONS.delete(session, project_id, conversation_id)
 
 
 async def add_items(
@@ -131,11 +122,9 @@ async def list_items(
 ) -> tuple[list[ConversationItem], bool]:
     """A page of a conversation's items (404 for another project's conversation)."""
     await get(session, project_id, conversation_id)
-    scope = [
-        ConversationItem.conversation_id == conversation_id,
-        ConversationItem.project_id == project_id,
-    ]
-    return await paginate(session, ConversationItem, scope, params)
+    return await _ITEMS.page(
+        session, conversation_id, params, ConversationItem.project_id == project_id
+    )
 
 
 async def get_item(
@@ -143,16 +132,9 @@ async def get_item(
 ) -> ConversationItem:
     """One item of a conversation of the project, or 404."""
     await get(session, project_id, conversation_id)
-    row = await session.scalar(
-        select(ConversationItem).where(
-            ConversationItem.id == item_id,
-            ConversationItem.conversation_id == conversation_id,
-            ConversationItem.project_id == project_id,
-        )
+    return await _ITEMS.get(
+        session, conversation_id, item_id, ConversationItem.project_id == project_id
     )
-    if row is None:
-        raise NotFoundError.for_object("item", item_id, param="item_id")
-    return row
 
 
 async def delete_item(
@@ -160,17 +142,9 @@ async def delete_item(
 ) -> Conversation:
     """Delete one item; answer with its conversation, as OpenAI does."""
     conversation = await get(session, project_id, conversation_id)
-    result = await session.execute(
-        delete(ConversationItem)
-        .where(
-            ConversationItem.id == item_id,
-            ConversationItem.conversation_id == conversation_id,
-            ConversationItem.project_id == project_id,
-        )
-        .returning(ConversationItem.id)
+    await _ITEMS.delete(
+        session, conversation_id, item_id, ConversationItem.project_id == project_id
     )
-    if result.first() is None:
-        raise NotFoundError.for_object("item", item_id, param="item_id")
     return conversation
 
 

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core import ids
 from assistd.core.clock import now
-from assistd.core.errors import InvalidRequestError, NotFoundError
-from assistd.core.pagination import ListParams, paginate
+from assistd.core.pagination import ListParams
+from assistd.core.repository import Repository
 from assistd.files.schemas import FileObject
 from assistd.files.storage import FileStorage
 from assistd.models import File
@@ -103,24 +103,20 @@ def _live() -> Any:
     return or_(File.expires_at.is_(None), File.expires_at > now())
 
 
+_REPO = Repository(File, "file", "file_id")
+
+
 async def get(session: AsyncSession, project_id: str, file_id: str) -> File:
     """A file of the project, or 404."""
-    row = await session.scalar(
-        select(File).where(File.id == file_id, File.project_id == project_id, _live())
-    )
-    if row is None:
-        raise NotFoundError.for_object("file", file_id, param="file_id")
-    return row
+    return await _REPO.get(session, project_id, file_id, _live())
 
 
 async def list_files(
     session: AsyncSession, project_id: str, params: ListParams, purpose: str | None
 ) -> tuple[list[File], bool]:
     """A page of the project's files, optionally of one purpose."""
-    scope = [File.project_id == project_id, _live()]
-    if purpose is not None:
-        scope.append(File.purpose == purpose)
-    return await paginate(session, File, scope, params)
+    extra = [] if purpose is None else [File.purpose == purpose]
+    return await _REPO.page(session, project_id, params, _live(), *extra)
 
 
 async def delete_file(session: AsyncSession, project_id: str, file_id: str) -> str:
@@ -153,17 +149,4 @@ async def require_files(
 
     ``param`` may hold ``{i}``, replaced by the index of the missing id.
     """
-    if not file_ids:
-        return
-    found = set(
-        await session.scalars(
-            select(File.id).where(File.project_id == project_id, File.id.in_(file_ids))
-        )
-    )
-    for i, fid in enumerate(file_ids):
-        if fid not in found:
-            raise InvalidRequestError(
-                f"No file found with id '{fid}'.",
-                param=param.replace("{i}", str(i)),
-                code="invalid_value",
-            )
+    await _REPO.require(session, project_id, file_ids, param)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core import ids
 from assistd.core.clock import now
 from assistd.core.config import EmbeddingSettings
 from assistd.core.errors import ConflictingStateError, InvalidRequestError, NotFoundError
-from assistd.core.pagination import ListParams, paginate
+from assistd.core.pagination import ListParams
+from assistd.core.repository import Repository
 from assistd.files import service as files_service
 from assistd.messages.schemas import (
     ImageFilePart,
@@ -205,24 +206,20 @@ def file_search_attachments(requests: list[MessageCreate]) -> list[str]:
     ]
 
 
+_REPO = Repository(Message, "message", "message_id", scope="thread_id")
+
+
 async def get(session: AsyncSession, thread_id: str, message_id: str) -> Message:
     """A message of the (already authorised) thread, or 404."""
-    row = await session.scalar(
-        select(Message).where(Message.id == message_id, Message.thread_id == thread_id)
-    )
-    if row is None:
-        raise NotFoundError.for_object("message", message_id, param="message_id")
-    return row
+    return await _REPO.get(session, thread_id, message_id)
 
 
 async def list_messages(
     session: AsyncSession, thread_id: str, params: ListParams, run_id: str | None
 ) -> tuple[list[Message], bool]:
     """A page of the thread's messages, optionally of one run."""
-    scope = [Message.thread_id == thread_id]
-    if run_id is not None:
-        scope.append(Message.run_id == run_id)
-    return await paginate(session, Message, scope, params)
+    extra = [] if run_id is None else [Message.run_id == run_id]
+    return await _REPO.page(session, thread_id, params, *extra)
 
 
 async def modify(
@@ -230,18 +227,11 @@ async def modify(
 ) -> Message:
     """Replace a message's metadata."""
     row = await get(session, thread_id, message_id)
-    if "metadata" in req.model_fields_set:
-        row.metadata_ = req.metadata or {}
-    await session.flush()
-    return row
+    return await _REPO.modify(
+        session, row, req.model_dump(include={"metadata"}, exclude_unset=True)
+    )
 
 
 async def delete_message(session: AsyncSession, thread_id: str, message_id: str) -> None:
     """Delete a message."""
-    result = await session.execute(
-        delete(Message)
-        .where(Message.id == message_id, Message.thread_id == thread_id)
-        .returning(Message.id)
-    )
-    if result.first() is None:
-        raise NotFoundError.for_object("message", message_id, param="message_id")
+    await _REPO.delete(session, thread_id, message_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.assistants import resources
@@ -10,7 +9,7 @@ from assistd.core import ids
 from assistd.core.channels import Wake, wake_workers
 from assistd.core.clock import now
 from assistd.core.config import EmbeddingSettings
-from assistd.core.errors import NotFoundError
+from assistd.core.repository import Repository
 from assistd.messages import service as messages_service
 from assistd.models import Thread
 from assistd.threads.schemas import ThreadCreate, ThreadModify, ThreadObject
@@ -56,14 +55,12 @@ async def create(
     return row
 
 
+_REPO = Repository(Thread, "thread", "thread_id")
+
+
 async def get(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
     """A thread of the project, or 404."""
-    row = await session.scalar(
-        select(Thread).where(Thread.id == thread_id, Thread.project_id == project_id)
-    )
-    if row is None:
-        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
-    return row
+    return await _REPO.get(session, project_id, thread_id)
 
 
 async def modify(
@@ -71,24 +68,16 @@ async def modify(
 ) -> Thread:
     """Apply the fields present in ``req``."""
     row = await get(session, project_id, thread_id)
+    changes = req.model_dump(include={"metadata"}, exclude_unset=True)
     if "tool_resources" in req.model_fields_set:
-        row.tool_resources = await resources.for_modify(
+        changes["tool_resources"] = await resources.for_modify(
             session, project_id, row.tool_resources, req.tool_resources
         )
-    if "metadata" in req.model_fields_set:
-        row.metadata_ = req.metadata or {}
-    await session.flush()
-    return row
+    return await _REPO.modify(session, row, changes)
 
 
 async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
     """Delete a thread and (by cascade) its messages."""
-    result = await session.execute(
-        delete(Thread)
-        .where(Thread.id == thread_id, Thread.project_id == project_id)
-        .returning(Thread.id)
-    )
-    if result.first() is None:
-        raise NotFoundError.for_object("thread", thread_id, param="thread_id")
+    await _REPO.delete(session, project_id, thread_id)
     # Workers remove the thread's code_interpreter sandbox (after this commits).
     await wake_workers(session, Wake.THREAD_DELETED, thread_id)

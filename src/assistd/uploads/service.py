@@ -18,9 +18,9 @@ from assistd.core.clock import now
 from assistd.core.errors import (
     ConflictingStateError,
     InvalidRequestError,
-    NotFoundError,
     PayloadTooLargeError,
 )
+from assistd.core.repository import Repository
 from assistd.files import service as files_service
 from assistd.files.storage import FileStorage
 from assistd.models import File, Upload, UploadPart
@@ -92,12 +92,11 @@ async def create(
     return row
 
 
+_REPO = Repository(Upload, "upload", "upload_id")
+
+
 async def _get(session: AsyncSession, project_id: str, upload_id: str, lock: bool) -> Upload:
-    query = select(Upload).where(Upload.id == upload_id, Upload.project_id == project_id)
-    row = await session.scalar(query.with_for_update() if lock else query)
-    if row is None:
-        raise NotFoundError.for_object("upload", upload_id, param="upload_id")
-    return row
+    return await _REPO.get(session, project_id, upload_id, lock="update" if lock else None)
 
 
 def _require_pending(upload: Upload, doing: str) -> None:

@@ -14,8 +14,9 @@ from assistd.core import ids
 from assistd.core.channels import Wake, wake_workers
 from assistd.core.clock import now
 from assistd.core.config import EmbeddingSettings
-from assistd.core.errors import InvalidRequestError, NotFoundError
-from assistd.core.pagination import ListParams, paginate
+from assistd.core.errors import InvalidRequestError
+from assistd.core.pagination import ListParams
+from assistd.core.repository import Repository
 from assistd.files import service as files_service
 from assistd.models import Chunk, Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from assistd.vector_stores.schemas import (
@@ -174,21 +175,24 @@ async def create(
     return store
 
 
+_STORES = Repository(VectorStore, "vector store", "vector_store_id")
+# A vector-store file's id on the wire is its file id.
+_FILES = Repository(
+    VectorStoreFile, "file", "file_id", scope="vector_store_id", id_column="file_id"
+)
+_BATCHES = Repository(VectorStoreFileBatch, "file batch", "batch_id", scope="vector_store_id")
+
+
 async def get(session: AsyncSession, project_id: str, store_id: str) -> VectorStore:
     """A store of the project, or 404."""
-    store = await session.scalar(
-        select(VectorStore).where(VectorStore.id == store_id, VectorStore.project_id == project_id)
-    )
-    if store is None:
-        raise NotFoundError.for_object("vector store", store_id, param="vector_store_id")
-    return store
+    return await _STORES.get(session, project_id, store_id)
 
 
 async def list_stores(
     session: AsyncSession, project_id: str, params: ListParams
 ) -> tuple[list[VectorStore], bool]:
     """A page of the project's stores."""
-    return await paginate(session, VectorStore, [VectorStore.project_id == project_id], params)
+    return await _STORES.page(session, project_id, params)
 
 
 async def modify(
@@ -196,49 +200,24 @@ async def modify(
 ) -> VectorStore:
     """Rename, change expiry (``null`` removes it) or metadata."""
     store = await get(session, project_id, store_id)
-    given = req.model_fields_set
-    if "name" in given:
-        store.name = req.name
-    if "metadata" in given:
-        store.metadata_ = req.metadata or {}
-    if "expires_after" in given:
-        store.expires_after = req.expires_after.model_dump() if req.expires_after else None
-        store.expires_at = _expires_at(store.expires_after, store.last_active_at)
-    await session.flush()
-    return store
+    changes = req.model_dump(include={"name", "metadata"}, exclude_unset=True)
+    if "expires_after" in req.model_fields_set:
+        expires_after = req.expires_after.model_dump() if req.expires_after else None
+        changes["expires_after"] = expires_after
+        changes["expires_at"] = _expires_at(expires_after, store.last_active_at)
+    return await _STORES.modify(session, store, changes)
 
 
 async def delete_store(session: AsyncSession, project_id: str, store_id: str) -> None:
     """Delete a store with its files' chunks (the Files themselves stay)."""
-    result = await session.execute(
-        delete(VectorStore)
-        .where(VectorStore.id == store_id, VectorStore.project_id == project_id)
-        .returning(VectorStore.id)
-    )
-    if result.first() is None:
-        raise NotFoundError.for_object("vector store", store_id, param="vector_store_id")
+    await _STORES.delete(session, project_id, store_id)
 
 
 async def require_stores(
     session: AsyncSession, project_id: str, store_ids: list[str], param: str
 ) -> None:
     """Fail with 400 unless every id names a vector store of the project."""
-    if not store_ids:
-        return
-    found = set(
-        await session.scalars(
-            select(VectorStore.id).where(
-                VectorStore.project_id == project_id, VectorStore.id.in_(store_ids)
-            )
-        )
-    )
-    for i, store_id in enumerate(store_ids):
-        if store_id not in found:
-            raise InvalidRequestError(
-                f"No vector store found with id '{store_id}'.",
-                param=param.replace("{i}", str(i)),
-                code="invalid_value",
-            )
+    await _STORES.require(session, project_id, store_ids, param)
 
 
 async def touch(session: AsyncSession, store: VectorStore) -> None:
@@ -312,10 +291,7 @@ async def get_file(
 ) -> VectorStoreFile:
     """A file of the caller's store, or 404."""
     await get(session, project_id, store_id)
-    row = await session.get(VectorStoreFile, (store_id, file_id))
-    if row is None:
-        raise NotFoundError.for_object("file", file_id, param="file_id")
-    return row
+    return await _FILES.get(session, store_id, file_id)
 
 
 async def list_files(
@@ -328,15 +304,12 @@ async def list_files(
 ) -> tuple[list[VectorStoreFile], bool]:
     """A page of a store's (or a batch's) files, optionally of one status."""
     await get(session, project_id, store_id)
-    scope = [VectorStoreFile.vector_store_id == store_id]
+    extra = []
     if batch_id is not None:
-        scope.append(VectorStoreFile.batch_id == batch_id)
+        extra.append(VectorStoreFile.batch_id == batch_id)
     if status is not None:
-        scope.append(VectorStoreFile.status == status)
-    # A vector-store file's id on the wire is its file id.
-    return await paginate(
-        session, VectorStoreFile, scope, params, id_column=VectorStoreFile.file_id
-    )
+        extra.append(VectorStoreFile.status == status)
+    return await _FILES.page(session, store_id, params, *extra)
 
 
 async def update_file(
@@ -416,14 +389,7 @@ async def get_batch(
 ) -> VectorStoreFileBatch:
     """A batch of the caller's store, or 404."""
     await get(session, project_id, store_id)
-    batch = await session.scalar(
-        select(VectorStoreFileBatch).where(
-            VectorStoreFileBatch.id == batch_id, VectorStoreFileBatch.vector_store_id == store_id
-        )
-    )
-    if batch is None:
-        raise NotFoundError.for_object("file batch", batch_id, param="batch_id")
-    return batch
+    return await _BATCHES.get(session, store_id, batch_id)
 
 
 async def cancel_batch(
