@@ -216,6 +216,48 @@ def changed_files(before, max_file, max_files):
     return out
 
 
+# Run after each cell: a figure the code left open under a non-inline backend (Agg, with
+# savefig and show) is shown once and closed; the inline backend has closed its own already.
+FIGURES = """
+def _assistd_figures():
+    import sys
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    from IPython.display import display
+    for number in plt.get_fignums():
+        figure = plt.figure(number)
+        display(figure)
+        plt.close(figure)
+_assistd_figures()
+del _assistd_figures
+"""
+
+
+def open_figures(kernel, images, logs):
+    """Add the PNGs of figures left open by the last cell to ``images``."""
+    msg_id = kernel.kc.execute(FIGURES, store_history=False, silent=True)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            msg = kernel.kc.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            if not kernel.km.is_alive():
+                return
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "display_data" and "image/png" in content.get("data", {}):
+            png = content["data"]["image/png"]
+            if sum(map(len, images)) + len(png) <= MAX_IMAGES_CHARS:
+                images.append(png)
+            else:
+                logs.append("[an image was not returned: the images are over the limit]\n")
+        elif kind == "status" and content.get("execution_state") == "idle":
+            return
+
+
 def execute(kernel, code, timeout, max_file=MAX_FILE_BYTES, max_files=MAX_FILES_BYTES):
     if not kernel.km.is_alive():
         kernel.restart()
@@ -267,6 +309,8 @@ def execute(kernel, code, timeout, max_file=MAX_FILE_BYTES, max_files=MAX_FILES_
             break
     if timed_out or len(strays((kernel.pid(),))) >= STRAY_LIMIT:
         kill_strays(keep=(kernel.pid(),))
+    if not (died or restarted):
+        open_figures(kernel, images, logs)
     text = "".join(logs)
     if len(text) > MAX_LOG_CHARS:
         text = text[: MAX_LOG_CHARS // 2] + "\n...\n" + text[-MAX_LOG_CHARS // 2 :]

@@ -170,6 +170,26 @@ async def test_plot_comes_back_as_png(sandboxes: Sandboxes) -> None:
     assert len(shown.images[0]) > 1000
 
 
+async def test_figure_under_a_non_inline_backend_comes_back_once(sandboxes: Sandboxes) -> None:
+    """Model-written code often picks Agg, saves the plot and calls show(): the open figure
+    is returned as an image all the same, once."""
+    manager, thread = sandboxes.manager(), sandboxes.thread()
+    shown = await run(
+        manager,
+        thread,
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "plt.plot([1, 3, 2])\nplt.savefig('/mnt/data/plot.png')\nplt.show()\n",
+    )
+    ok(shown)
+    assert len(shown.images) == 1, shown
+    assert shown.images[0][:8] == PNG_MAGIC
+    assert [f.path for f in shown.files] == ["/mnt/data/plot.png"]
+    again = await run(manager, thread, "print(len(plt.get_fignums()))\n")
+    ok(again)
+    assert again.images == []
+    assert again.logs.strip() == "0"
+
+
 async def test_csv_written_comes_back_with_exact_bytes(sandboxes: Sandboxes) -> None:
     manager, thread = sandboxes.manager(), sandboxes.thread()
     written = await run(
