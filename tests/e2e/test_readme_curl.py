@@ -57,6 +57,7 @@ def test_readme_curl_walkthrough(server: ServerProcess, api_key: str) -> None:
     # The messages listing: the scripted model echoes the question.
     assert '"object":"list"' in out
     assert "You said: Solve 3x + 11 = 14." in out
+    assert "completed None" in out  # how the run ended, and its last_error
     # The streamed run: canonical events, text deltas, and the end marker.
     events = re.findall(r"^event: (\S+)$", out, re.M)
     assert events[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
