@@ -194,6 +194,15 @@ def _say(message: str, **fields: object) -> None:
 
 
 def _check_backend(settings: Settings) -> None:
+    if settings.models.models_file is not None:
+        # A bad route stops the start, rather than failing each run that uses it later.
+        from assistd.llm.chat import ModelsFileError, router_from_environment
+
+        try:
+            router_from_environment(models_file=settings.models.models_file)
+        except ModelsFileError as exc:
+            log.error("%s", exc)
+            raise typer.Exit(2) from None
     problem = startup.backend_problem(os.environ, settings)
     if problem is not None:
         log.warning("%s", problem)

@@ -357,7 +357,7 @@ class RunExecutor:
         max_tokens = None
         if run.max_completion_tokens is not None:
             max_tokens = max(1, run.max_completion_tokens - used_completion)
-        window = tokens.context_window(run.model)
+        window = self.deps.router.context_window(run.model)
         budget = window - min(max_tokens or 4096, window // 4)
         prompt_left = None
         if run.max_prompt_tokens is not None:
@@ -369,6 +369,7 @@ class RunExecutor:
             prompt.run_messages(ctx),
             budget,
             drop_oldest=(run.truncation_strategy or {}).get("type", "auto") == "auto",
+            tokenizer=self.deps.router.tokenizer(run.model),
         )
         if prompt_left is not None and prompt_tokens > prompt_left:
             return None
@@ -413,7 +414,8 @@ class RunExecutor:
             written = (self._message.text if self._message else "") + "".join(
                 c.name + c.arguments for c in calls
             )
-            usage = Usage(prompt_tokens, tokens.count_text(written))
+            tokenizer = self.deps.router.tokenizer(run.model)
+            usage = Usage(prompt_tokens, tokens.count_text(written, tokenizer))
         self._completion_tokens_used += usage.completion_tokens
         self._prompt_tokens_used += usage.prompt_tokens
         if self._message is not None:

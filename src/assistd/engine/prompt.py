@@ -372,11 +372,12 @@ async def fit(
     budget: int | None,
     *,
     drop_oldest: bool,
+    tokenizer: str = "o200k_base",
 ) -> tuple[list[dict[str, Any]], int]:
     """Assemble the prompt, dropping the oldest history while it exceeds ``budget`` (with
     ``drop_oldest``, the ``auto`` truncation strategy). The newest history message is always
     kept. Returns the messages and their token count."""
-    counted = await tokens.count_messages(history + head + tail)
+    counted = await tokens.count_messages(history + head + tail, tokenizer)
     costs = counted[: len(history)]
     fixed = sum(counted[len(history) :])
     total = fixed + sum(costs)

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 import openai
 
 from assistd.core import metrics
+from assistd.llm import tokens
 
 ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
 
@@ -288,16 +289,27 @@ class BackendSpec:
     api_version: str | None = None
 
 
+Tokenizer = Literal["cl100k_base", "o200k_base"]
+TOKENIZERS: tuple[Tokenizer, ...] = ("cl100k_base", "o200k_base")
+
+
 @dataclass
 class ModelRoute:
-    """Which backend serves a model name, and under which deployment/model name."""
+    """Which backend serves a model name, under which deployment/model name, and (when the
+    models file says) how many tokens its context holds and how they are counted."""
 
     backend: str
     deployment: str | None = None
+    context_window: int | None = None
+    tokenizer: Tokenizer | None = None
 
 
 class NoBackendError(BackendError):
     """No configured backend serves the model."""
+
+
+class ModelsFileError(ValueError):
+    """The models file holds a value the server cannot use; the text names where."""
 
 
 def http_client() -> Any:
@@ -367,6 +379,20 @@ class BackendRouter:
                 "OPENAI_API_VERSION), or a route in the file ASSISTD_MODELS__MODELS_FILE names.",
             )
         return self._named(name)
+
+    def context_window(self, model: str) -> int:
+        """Tokens ``model``'s context holds: its route's ``context_window``, else the size
+        of its well-known family."""
+        route = self.routes.get(model)
+        if route is not None and route.context_window is not None:
+            return route.context_window
+        return tokens.context_window(model)
+
+    def tokenizer(self, model: str) -> Tokenizer:
+        """The encoding that counts ``model``'s tokens: its route's ``tokenizer``, else
+        o200k_base (the GPT-4o family's)."""
+        route = self.routes.get(model)
+        return route.tokenizer if route is not None and route.tokenizer else "o200k_base"
 
     def _named(self, name: str) -> OpenAIChatBackend:
         if name not in self._backends:
@@ -452,6 +478,34 @@ def router_from_environment(
                 api_version=raw.get("api_version"),
             )
         for model, raw in (doc.get("models") or {}).items():
-            routes[model] = ModelRoute(backend=raw["backend"], deployment=raw.get("deployment"))
+            routes[model] = _route(models_file, model, raw)
         default = doc.get("default_backend", default)
     return BackendRouter(specs, routes, default, max_retries=max_retries, timeout=timeout)
+
+
+def _route(path: Path, model: str, raw: dict[str, Any]) -> ModelRoute:
+    """The route of ``model`` in the models file, its optional fields checked so that a bad
+    value stops the server at start-up, not a run later."""
+    where = f"models file {path}: [models.{json.dumps(model)}]"
+    if not isinstance(raw, dict):
+        raise ModelsFileError(f"{where} must be a table, not {raw!r}")
+    window = raw.get("context_window")
+    if window is not None and (
+        isinstance(window, bool) or not isinstance(window, int) or window < 1
+    ):
+        raise ModelsFileError(
+            f"{where} context_window must be a positive integer (tokens), not {window!r}"
+        )
+    tokenizer = raw.get("tokenizer")
+    if tokenizer is not None and tokenizer not in TOKENIZERS:
+        raise ModelsFileError(
+            f"{where} tokenizer must be one of {', '.join(TOKENIZERS)}, not {tokenizer!r}"
+        )
+    if "backend" not in raw:
+        raise ModelsFileError(f"{where} has no backend")
+    return ModelRoute(
+        backend=raw["backend"],
+        deployment=raw.get("deployment"),
+        context_window=window,
+        tokenizer=tokenizer,
+    )

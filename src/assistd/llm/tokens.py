@@ -64,9 +64,9 @@ INLINE_CHARS = 16_384
 """Messages with more text than this are counted in a worker thread, off the event loop."""
 
 
-def count_text(text: str) -> int:
-    """Tokens in ``text`` (o200k_base, the GPT-4o family encoding)."""
-    enc = encoding()
+def count_text(text: str, tokenizer: str = "o200k_base") -> int:
+    """Tokens in ``text`` under ``tokenizer`` (by default o200k_base, the GPT-4o family's)."""
+    enc = encoding(tokenizer)
     if len(text) <= WINDOW:
         return len(enc.encode(text, disallowed_special=()))
     total = 0
@@ -86,21 +86,22 @@ IMAGE_TOKENS = 765
 """A fixed estimate per image part (a 1024×1024 image at detail high/auto)."""
 
 
-def count_message(message: dict[str, Any]) -> int:
+def count_message(message: dict[str, Any], tokenizer: str = "o200k_base") -> int:
     """Tokens a chat message costs, including the per-message framing."""
     total = 4
     content = message.get("content")
     if isinstance(content, str):
-        total += count_text(content)
+        total += count_text(content, tokenizer)
     elif isinstance(content, list):
         for part in content:
             if part.get("type") == "text":
-                total += count_text(part.get("text", ""))
+                total += count_text(part.get("text", ""), tokenizer)
             else:
                 total += IMAGE_TOKENS
     for call in message.get("tool_calls") or []:
         fn = call.get("function", {})
-        total += count_text(fn.get("name", "")) + count_text(fn.get("arguments", "")) + 3
+        total += count_text(fn.get("name", ""), tokenizer) + 3
+        total += count_text(fn.get("arguments", ""), tokenizer)
     return total
 
 
@@ -114,16 +115,19 @@ def _chars(message: dict[str, Any]) -> int:
     return size
 
 
-async def count_messages(messages: list[dict[str, Any]]) -> list[int]:
+async def count_messages(
+    messages: list[dict[str, Any]], tokenizer: str = "o200k_base"
+) -> list[int]:
     """What each of ``messages`` costs (:func:`count_message`); counted in a worker thread
     when they hold much text, so a long prompt never stalls the event loop."""
     if sum(_chars(m) for m in messages) <= INLINE_CHARS:
-        return [count_message(m) for m in messages]
-    return await asyncio.to_thread(lambda: [count_message(m) for m in messages])
+        return [count_message(m, tokenizer) for m in messages]
+    return await asyncio.to_thread(lambda: [count_message(m, tokenizer) for m in messages])
 
 
 def context_window(model: str) -> int:
-    """The context size of well-known model families (128k when unknown)."""
+    """The context size of well-known model families (128k when unknown; a route in the
+    models file can declare its own)."""
     name = model.lower()
     for prefix, size in (
         ("gpt-4.1", 1_047_576),
