@@ -120,8 +120,11 @@ class Worker:
     async def run(self) -> None:
         """Work until stopped; then let in-flight runs finish within the grace period."""
         log.info("worker %s started (concurrency %d)", self.id, self.settings.concurrency)
-        # Load the tokenizer before the first run needs it (about a second, off the loop).
-        await asyncio.to_thread(tokens.encoding)
+        # Load the tokenizers before the first run needs one (about a second each, off the
+        # loop): the default and any a routed model declares.
+        names = {"o200k_base", *(r.tokenizer for r in self.deps.router.routes.values())}
+        for name in sorted(n for n in names if n):
+            await asyncio.to_thread(tokens.encoding, name)
         if self.deps.sandbox is not None:
             await self.deps.sandbox.start()
         background = [
