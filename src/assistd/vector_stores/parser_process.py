@@ -1,19 +1,6 @@
-"""Parsing and chunking in a child process with hard memory and time limits.
-
-A small hostile document (a PDF whose content stream inflates to tens of megabytes, an
-Office file with a huge XML part) can make the parsers allocate gigabytes; in the server
-process that takes the API down with it. So ingestion hands a file's bytes to a long-lived
-child (``python -m assistd.vector_stores.parser_process``, started once: its imports take
-about a second) whose address space, once it is ready, may grow by ``memory_bytes`` at most
-(``RLIMIT_AS``). A child that breaks the
-memory or time limit is killed and replaced, and the file fails (``invalid_file``) with a
-message naming the limit.
-
-Frames on the pipes are an 8-byte big-endian length and a payload: the parent sends a JSON
-request and then the file's bytes; the child answers with one JSON object, the chunks or an
-error, bounded by the character limit. Embedding stays in the server: its models are loaded
-there for search anyway, and what it embeds is bounded by the character limit.
-"""
+"""Parsing and chunking in a long-lived child process with hard memory and time limits, so
+a hostile document that makes the parsers allocate gigabytes fails alone instead of taking
+the server down (frames on its pipes: an 8-byte big-endian length, then the payload)."""
 
 from __future__ import annotations
 
