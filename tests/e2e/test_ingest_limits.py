@@ -18,6 +18,7 @@ from openai.types.vector_stores import VectorStoreFile
 
 from tests.conftest import ServerProcess, own_server, stop_server
 from tests.support.bombs import docx_bomb, pdf_bomb
+from tests.support.memory import status_kb
 
 MAX_GROWTH_KB = 256 * 1024
 NOTE = b"# Harbour\n\nThe lighthouse keeper logs every passing ship in a green ledger.\n"
@@ -40,14 +41,6 @@ def serve(
     finally:
         client.close()
         stop_server(proc)
-
-
-def status_kb(pid: int, field: str) -> int:
-    """A ``VmHWM``/``VmRSS`` line of ``/proc/<pid>/status``, in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for {pid}")
 
 
 def ingest(client: OpenAI, store_id: str, name: str, data: bytes) -> VectorStoreFile:

@@ -23,6 +23,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import TEST_MAX_UPLOAD_BYTES, ServerProcess, own_server, stop_server
+from tests.support.memory import status_kb
 from tests.support.runs import WEATHER_TOOL, bounded, make_assistant, script, wait_run
 
 BODY_LIMIT = 128 * 1024 * 1024
@@ -92,10 +93,7 @@ def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, A
 
 def rss_bytes(pid: int) -> int:
     """The resident set size of process ``pid``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    return status_kb(pid, "VmRSS") * 1024
 
 
 class PeakRss:

@@ -15,6 +15,7 @@ import pytest
 from openai import AzureOpenAI, OpenAI
 
 from tests.conftest import TEST_MAX_UPLOAD_BYTES, Database, ServerProcess
+from tests.support.memory import reset_peak, status_kb
 
 MB = 1024 * 1024
 
@@ -305,13 +306,6 @@ def test_uploads_in_the_azure_shape(server: ServerProcess, api_key: str) -> None
         assert azure.files.content(upload.file.id).read() == b"hello azure"
 
 
-def _kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
 def test_a_part_is_never_held_whole_in_memory(
     client: OpenAI, server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -323,11 +317,11 @@ def test_a_part_is_never_held_whole_in_memory(
     upload_id = _create(client, size)
     client.uploads.parts.create(upload_id=upload_id, data=b"")  # warm the path up
     pid = server.process.pid
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets the peak (VmHWM) to now
-    before = _kb(pid, "VmHWM")
+    reset_peak(pid)
+    before = status_kb(pid, "VmHWM")
     with open(path, "rb") as source:
         part = client.uploads.parts.create(upload_id=upload_id, data=source)
-    grown = _kb(pid, "VmHWM") - before
+    grown = status_kb(pid, "VmHWM") - before
     assert grown < 12 * 1024, f"the server's peak RSS grew by {grown} kB for a 40 MB part"
     done = client.uploads.complete(upload_id=upload_id, part_ids=[part.id])
     assert done.file is not None

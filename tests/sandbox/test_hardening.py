@@ -25,6 +25,7 @@ from assistd.sandbox.containers import OWNER_LABEL, Containers, owner_of, sessio
 from assistd.sandbox.manager import InputFile
 from assistd.sandbox.paths import MAX_NAME_BYTES, data_path
 from tests.conftest import SANDBOX_INSTANCE
+from tests.support.memory import reset_peak, status_kb
 from tests.support.sandboxes import Sandboxes, Upload, eventually, failed_with, ok, run, timed
 
 MiB = 1024 * 1024
@@ -181,18 +182,6 @@ async def test_long_file_name_is_placed_shortened_and_refusals_keep_the_session(
 # ---- 8: a large input file -----------------------------------------------------------------
 
 
-def memory_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/self/status")
-
-
-def reset_peak_memory() -> None:
-    """VmHWM starts again from the current RSS."""
-    Path("/proc/self/clear_refs").write_text("5")
-
-
 class DiskFile:
     """An input file read from disk in chunks, as storage streams it."""
 
@@ -220,8 +209,8 @@ async def test_large_input_file_is_streamed_in(sandboxes: Sandboxes, tmp_path: P
     ok(await run(manager, thread, "print(1)"))
 
     tracemalloc.start()
-    reset_peak_memory()
-    before = memory_kib("VmRSS")
+    reset_peak("self")
+    before = status_kb("self", "VmRSS")
     big = InputFile("file-big", "/mnt/data/big.bin", DiskFile(source).chunks)
     code = (
         "import hashlib\n"
@@ -232,7 +221,7 @@ async def test_large_input_file_is_streamed_in(sandboxes: Sandboxes, tmp_path: P
         "print(h.hexdigest())\n"
     )
     placed, elapsed = await timed(asyncio.wait_for(manager.execute(thread, code, [big]), 180))
-    grown = (memory_kib("VmHWM") - before) * 1024
+    grown = (status_kb("self", "VmHWM") - before) * 1024
     held = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert ok(placed) == digest.hexdigest() + "\n"

@@ -51,9 +51,12 @@ def _write_frame(stream: BinaryIO, payload: bytes) -> None:
     stream.flush()
 
 
-def _rss_bytes() -> int:
+def _memory() -> tuple[int, int]:
+    """This process's address space and resident set, in bytes."""
     with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
+        size, resident = statm.read().split()[:2]
+    page = resource.getpagesize()
+    return int(size) * page, int(resident) * page
 
 
 def _handle(
@@ -77,11 +80,6 @@ def _handle(
     return {"chunks": [[c.index, c.text, c.tokens, c.page, c.head, c.tail] for c in chunks]}
 
 
-def _vm_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[0]) * resource.getpagesize()
-
-
 def _child_main(config: dict[str, Any]) -> None:
     memory = int(config["memory_bytes"])
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # PDFium aborts when out of memory
@@ -97,7 +95,8 @@ def _child_main(config: dict[str, Any]) -> None:
 
     chunking.chunk_pages([parsing.Page("ready")])
     # The budget is what a file may add to the libraries loaded above.
-    ready_rss, limit = _rss_bytes(), _vm_bytes() + memory
+    size, ready_rss = _memory()
+    limit = size + memory
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _write_frame(out, _READY)
     while True:
@@ -109,7 +108,7 @@ def _child_main(config: dict[str, Any]) -> None:
         del data
         # Memory a big file left behind is returned by ending this child (the parent
         # starts another); fragmentation would keep it otherwise.
-        reply["retire"] = reply.get("retire", False) or _rss_bytes() - ready_rss > memory // 2
+        reply["retire"] = reply.get("retire", False) or _memory()[1] - ready_rss > memory // 2
         _write_frame(out, json.dumps(reply, ensure_ascii=False).encode())
         if reply["retire"]:
             return
