@@ -1,5 +1,6 @@
 """The built wheel, installed in a fresh virtual environment away from the checkout, migrates
-a fresh database, serves, completes a run, and carries the sandbox image's build context."""
+a fresh database, serves, completes a run, and carries the sandbox image's build context and
+the embedding tokenizer."""
 
 from __future__ import annotations
 
@@ -83,7 +84,9 @@ def test_wheel_installs_and_serves(tmp_path: Path, pg_root: str, chat: ScriptedC
             "-c",
             "import assistd, assistd.core.migrate as m; from assistd.sandbox import build as b;"
             "c = b.context_dir(); print(assistd.__file__); print(m._migrations_dir());"
-            "print(c); print(b.context_hash(c))",
+            "print(c); print(b.context_hash(c));"
+            "from assistd.llm import embeddings as e; print(e._TOKENIZER_FILE);"
+            "print(e.LocalMiniLM().count_tokens('hello wheel'))",
         ],
         env=env,
         cwd=cwd,
@@ -95,6 +98,9 @@ def test_wheel_installs_and_serves(tmp_path: Path, pg_root: str, chat: ScriptedC
     assert all(Path(p).is_relative_to(venv) for p in probe[:3]), probe
     assert (Path(probe[1]) / "env.py").is_file(), "the migrations are not in the wheel"
     assert probe[3] == context_hash(context_dir()), "the shipped sandbox-image/ differs"
+    # The MiniLM tokenizer is package data of the wheel, not a file of another package.
+    assert Path(probe[4]).is_relative_to(Path(probe[0]).parent), probe
+    assert probe[5] == "4", probe
 
     help_out = subprocess.run(
         [str(bin_dir / "assistd"), "sandbox", "build", "--help"],

