@@ -24,7 +24,8 @@ interfere:
   arguments); ``empty`` sends no event at all; ``done_only`` sends only ``data: [DONE]``.
   ``empty`` and ``done_only`` are ``true`` (every request) or ``{"key": …, "times": n}`` (the
   first ``n`` requests carrying ``key``, as ``fail``). ``finish_reason`` replaces the finish
-  reason (``"content_filter"``, as Azure OpenAI ends a filtered answer).
+  reason (``"content_filter"``, as Azure OpenAI ends a filtered answer). ``no_usage`` leaves
+  out the usage (of a whole answer, and of a stream that asked for it), as some servers do.
 * Without a script the model answers ``You said: <last user text>``.
 
 Every request is recorded (``server.requests``) so tests can assert what assistd sent.
@@ -239,6 +240,7 @@ class ScriptedChat:
             "first_delay": float(script.get("first_delay_ms", 0)) / 1000,
             "error_after": script.get("error_after"),
             "cut_after": script.get("cut_after"),
+            "no_usage": bool(script.get("no_usage")),
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(words) + 10 * len(tool_calls or []),
@@ -283,7 +285,7 @@ class ScriptedChat:
             "created": int(time.time()),
             "model": body.get("model", ""),
             "choices": [{"index": 0, "message": message, "finish_reason": plan["finish"]}],
-            "usage": plan["usage"],
+            **({} if plan["no_usage"] else {"usage": plan["usage"]}),
         }
 
     async def _stream(self, body: dict[str, Any], plan: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -338,7 +340,7 @@ class ScriptedChat:
         if cut is not None and cut <= len(plan["words"]) + 2 * len(plan["tool_calls"]):
             return
         yield chunk({}, plan["finish"])
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and not plan["no_usage"]:
             data = {**base, "choices": [], "usage": plan["usage"]}
             yield f"data: {json.dumps(data)}\n\n".encode()
         yield b"data: [DONE]\n\n"

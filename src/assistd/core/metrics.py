@@ -30,12 +30,13 @@ RUN_SECONDS = Histogram(
 )
 TOKENS = Counter(
     "assistd_tokens",
-    "Model tokens used by runs, by model and type (prompt or completion).",
+    "Model tokens used by runs and chat completions, by model and type (prompt or completion).",
     ["model", "type"],
 )
 PROJECT_TOKENS = Counter(
     "assistd_project_tokens",
-    "Model tokens used by runs, by project, model and type (ASSISTD_METRICS__PER_PROJECT).",
+    "Model tokens used by runs and chat completions, by project, model and type "
+    "(ASSISTD_METRICS__PER_PROJECT).",
     ["project", "model", "type"],
     registry=None,
 )
@@ -68,3 +69,13 @@ SANDBOX_SESSIONS = Gauge(
     ["role"],
     multiprocess_mode="livesum",
 )
+
+
+def count_tokens(model: str, project: str | None, prompt: int, completion: int) -> None:
+    """Add a completion's tokens to ``TOKENS``, and to ``PROJECT_TOKENS`` when ``project``
+    is given (only with ``ASSISTD_METRICS__PER_PROJECT``)."""
+    for kind, count in (("prompt", prompt), ("completion", completion)):
+        if count and model:
+            TOKENS.labels(model, kind).inc(count)
+            if project is not None:
+                PROJECT_TOKENS.labels(project, model, kind).inc(count)
