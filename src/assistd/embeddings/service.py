@@ -77,9 +77,14 @@ class EmbeddingModels:
         key = (model, dimensions)
         if key not in self._made:
             if model.startswith(("openai:", "azure:")):
-                if dimensions is None:
-                    return self._local(model)
-                self._made[key] = make_embedder(model, dimensions=dimensions)
+                try:
+                    if dimensions is None:
+                        return self._local(model)
+                    self._made[key] = make_embedder(model, dimensions=dimensions)
+                except (ValueError, openai.OpenAIError):
+                    # An empty name after the prefix, or no credentials for that provider
+                    # here: nothing serves the model.
+                    raise model_not_found(model) from None
             else:
                 client, name = route(self._backends, model)
                 self._made[key] = make_embedder(

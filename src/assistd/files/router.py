@@ -153,7 +153,12 @@ async def delete_file(
     return FileDeleted(id=file_id)
 
 
-@router.get("/files/{file_id}/content")
+@router.get(
+    "/files/{file_id}/content",
+    response_class=StreamingResponse,
+    # The document says what the body is: raw bytes, not the JSON a route defaults to.
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
 async def download_file(
     file_id: str, request: Request, session: ReadSessionDep, project: ProjectDep
 ) -> StreamingResponse:
