@@ -47,6 +47,7 @@ from assistd.llm.embeddings import make_embedder
 from assistd.messages.router import router as messages_router
 from assistd.playground.router import playground_router
 from assistd.projects.auth import KeyCache, require_project
+from assistd.responses.router import router as responses_router
 from assistd.runs.router import router as runs_router
 from assistd.runs.starter import Starter
 from assistd.threads.router import router as threads_router
@@ -96,6 +97,7 @@ def api_router() -> APIRouter:
         catalog_router,
         chat_router,
         embeddings_router,
+        responses_router,
         conversations_router,
         containers_router,
     ):

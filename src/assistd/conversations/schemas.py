@@ -144,7 +144,7 @@ InputItem = Annotated[
 Items = Annotated[list[InputItem], Field(max_length=MAX_ITEMS_PER_REQUEST)]
 
 
-def _default_message_type(data: Any) -> Any:
+def default_message_type(data: Any) -> Any:
     """A message item may omit ``type``; fill it in so the tagged union can pick it."""
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         return data
@@ -166,7 +166,7 @@ class ConversationCreate(RequestModel):
     @model_validator(mode="before")
     @classmethod
     def _message_type(cls, data: Any) -> Any:
-        return _default_message_type(data)
+        return default_message_type(data)
 
 
 class ConversationUpdate(RequestModel):
@@ -183,7 +183,7 @@ class ItemsCreate(RequestModel):
     @model_validator(mode="before")
     @classmethod
     def _message_type(cls, data: Any) -> Any:
-        return _default_message_type(data)
+        return default_message_type(data)
 
 
 class ConversationObject(WireModel):

@@ -154,32 +154,55 @@ async def _insert_items(
     """Validate what the schema cannot (roles' content kinds, file ids, references), then
     store each item in its wire shape with a new id."""
     shapes = [
-        await _stored_shape(session, project_id, item, f"items[{i}]")
-        for i, item in enumerate(items)
+        await stored_shape(session, project_id, item, f"items[{i}]") for i, item in enumerate(items)
     ]
+    return await append(session, project_id, conversation_id, [with_id(s) for s in shapes])
+
+
+def with_id(shape: dict[str, Any]) -> dict[str, Any]:
+    """An item shape with a new id of its kind."""
+    prefix = _ID_PREFIXES.get(shape["type"], "item_")
+    return {"id": ids.new_id(prefix), **{k: v for k, v in shape.items() if k != "id"}}
+
+
+async def append(
+    session: AsyncSession, project_id: str, conversation_id: str, items: list[dict[str, Any]]
+) -> list[ConversationItem]:
+    """Append items already in their wire shape (ids included), in order."""
     created = now()
-    rows = []
-    for data in shapes:
-        item_id = ids.new_id(_ID_PREFIXES[data["type"]])
-        row = ConversationItem(
-            id=item_id,
+    rows = [
+        ConversationItem(
+            id=data["id"],
             project_id=project_id,
             conversation_id=conversation_id,
             created_at=created,
             type=data["type"],
-            data={"id": item_id, **data},
+            data=data,
         )
-        session.add(row)
-        rows.append(row)
+        for data in items
+    ]
+    session.add_all(rows)
     # One flush: the rows get their seq (insertion order) in the order added.
     await session.flush()
     return rows
 
 
-async def _stored_shape(
+async def items_until(
+    session: AsyncSession, conversation_id: str, seq: int
+) -> list[dict[str, Any]]:
+    """The conversation's items up to ``seq``, in order."""
+    found = await session.scalars(
+        select(ConversationItem.data)
+        .where(ConversationItem.conversation_id == conversation_id, ConversationItem.seq <= seq)
+        .order_by(ConversationItem.seq)
+    )
+    return list(found)
+
+
+async def stored_shape(
     session: AsyncSession, project_id: str, item: InputItem, param: str
 ) -> dict[str, Any]:
-    """The wire shape of an item, without its id."""
+    """The wire shape of an item, without its id (an ``item_reference``: the item it names)."""
     if isinstance(item, MessageItem):
         return await _message(session, project_id, item, param)
     if isinstance(item, FunctionCallItem):

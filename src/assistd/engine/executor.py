@@ -38,8 +38,9 @@ from assistd.engine.sink import LOCKED_RUN, Event, LostOwnership, RunSink, Updat
 from assistd.engine.tools import FUNCTION, ServerTool, Tool, ToolCall, ToolContext, builtin_tools
 from assistd.llm import tokens
 from assistd.llm.chat import BackendError, ChatRequest, Usage
-from assistd.models import Message, Run, RunStep
+from assistd.models import Message, Run, RunStep, StoredResponse
 from assistd.models.rows import plain_row, table_of
+from assistd.responses import service as responses_service
 from assistd.runs import lifecycle, status, wire
 
 __all__ = ["EngineDeps", "RunExecutor", "build_engine_deps"]
@@ -140,6 +141,8 @@ class RunExecutor:
         self._pending_images: list[str] = []
         self._sandbox_paths: dict[str, str] = {}
         self.abort_error: dict[str, Any] | None = None
+        self._response: StoredResponse | None = None
+        """The response the run executes (the Responses API's runs)."""
         self.outcome = "lost"
         """How this executor left the run (for metrics)."""
         self.model = ""
@@ -270,7 +273,8 @@ class RunExecutor:
         # A run nobody streams records no stream events (its rows are written all the same).
         self.sink.record = run.streamed
         self.include = list(run.include or [])
-        self.face = face_for(run)
+        self.face = face_for(run, ctx.response)
+        self._response = ctx.response
         self.project_id, self.thread_id = run.project_id, run.thread_id
         self.assistant_id = run.assistant_id
         self.model = run.model
@@ -300,7 +304,13 @@ class RunExecutor:
             await self._run_tools(ctx, builtin)
         if self._tool_step is not None:
             step = self._tool_step
-            await self.sink.apply(self._record_tool_step_op(step, result.usage, not functions))
+            done = not functions or self._response is not None
+            await self.sink.apply(self._record_tool_step_op(step, result.usage, done))
+        if functions and self._response is not None:
+            # A response ends with its function calls; the client answers in a new one.
+            await self._complete(ctx.run)
+            self.outcome = "completed"
+            return None
         if functions:
             await self.sink.apply(self._requires_action_op(functions))
             self.outcome = "requires_action"
@@ -373,11 +383,20 @@ class RunExecutor:
         )
         if prompt_left is not None and prompt_tokens > prompt_left:
             return None
+        if (run.truncation_strategy or {}).get("type") == "disabled" and prompt_tokens > budget:
+            raise BackendError(
+                "context_length_exceeded",
+                f"Your input exceeds the context window of this model ({prompt_tokens} "
+                f"tokens, {budget} available). Please adjust your input and try again.",
+            )
+        choice = prompt.chat_tool_choice(run, tools)
+        if tools and self._tool_calls_exhausted(ctx):
+            choice = "none"
         request = ChatRequest(
             model=run.model,
             messages=messages,
             tools=tools,
-            tool_choice=prompt.chat_tool_choice(run, tools),
+            tool_choice=choice,
             parallel_tool_calls=run.parallel_tool_calls if tools else None,
             temperature=run.temperature,
             top_p=run.top_p,
@@ -386,6 +405,21 @@ class RunExecutor:
             reasoning_effort=run.reasoning_effort,
         )
         return request, prompt_tokens
+
+    def _tool_calls_exhausted(self, ctx: prompt.RunContext) -> bool:
+        """Whether a response has made the built-in tool calls its ``max_tool_calls`` allows."""
+        if self._response is None:
+            return False
+        limit = self._response.params.get("max_tool_calls")
+        if limit is None:
+            return False
+        made = sum(
+            1
+            for step in ctx.steps
+            for call in step.step_details.get("tool_calls", [])
+            if call.get("type") != "function"
+        )
+        return made >= int(limit)
 
     async def _model_turn(self, ctx: prompt.RunContext) -> _TurnResult:
         run = ctx.run
@@ -483,6 +517,8 @@ class RunExecutor:
         notes += citations.file_paths(msg.text, self._sandbox_paths)
         notes.sort(key=lambda n: int(n["start_index"]))
         stamp = now()
+        # (Assistants events show the message's metadata as it is when written.)
+        patch = 0 if isinstance(self.face, AssistantsFace) else None
         fields: dict[str, Any] = {"content": msg.content(notes)}
         if incomplete_reason:
             fields.update(
@@ -504,7 +540,7 @@ class RunExecutor:
                 Update(table_of(Message), message.id, fields, patch=("metadata",)),
                 Update(table_of(RunStep), step.id, step_fields),
             ],
-            [(name, data, 0) for name, data in self.face.render(MessageEnded(message))]
+            [(name, data, patch) for name, data in self.face.render(MessageEnded(message))]
             + [(name, data, None) for name, data in self.face.render(StepEnded(step))]
             if self.sink.record
             else [],
@@ -650,6 +686,7 @@ class RunExecutor:
         """End the run ``completed`` (``run``: its row as loaded; what others may have
         changed since, its metadata, is read back by the update)."""
         name, values = status.complete(run)
+        self._add_to_conversation()
         await self.sink.update(
             [Update(table_of(Run), run.id, values, patch=("metadata", "usage"), run_usage=True)],
             [(name, wire.run_data(run), 0)] if self.sink.record else [],
@@ -662,7 +699,21 @@ class RunExecutor:
         async def op(session: AsyncSession) -> list[Event]:
             return await status.incomplete(session, await self._locked_run(session), reason)
 
+        self._add_to_conversation()
         return op
+
+    def _add_to_conversation(self) -> None:
+        """Queue the addition of a conversation response's output to its conversation (in
+        the transaction that ends the run: queued just before that write, nothing between)."""
+        response = self._response
+        if response is None or response.conversation_id is None:
+            return
+
+        async def op(session: AsyncSession) -> list[Event]:
+            await responses_service.append_output(session, await self._locked_run(session))
+            return []
+
+        self.sink.later(op)
 
     async def _end(self, outcome: str, last_error: dict[str, Any] | None = None) -> None:
         """Cancel, expire or fail the run, saving what the model had written so far."""

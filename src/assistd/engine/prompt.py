@@ -16,8 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from assistd.core.db import execute_alone
 from assistd.files.storage import FileStorage
 from assistd.llm import tokens
-from assistd.models import Assistant, File, Message, Run, RunStep, Thread, VectorStore
+from assistd.models import (
+    Assistant,
+    File,
+    Message,
+    Run,
+    RunStep,
+    StoredResponse,
+    Thread,
+    VectorStore,
+)
 from assistd.models.rows import columns_of, loaded
+from assistd.responses import items as response_items
+from assistd.responses import service as responses_service
 from assistd.sandbox.paths import data_path
 
 IMAGE_TYPES = {
@@ -52,6 +63,11 @@ class RunContext:
     """(id, embedding model, dimension) of the stores file_search may search."""
     sandbox_files: list[SandboxFile] = field(default_factory=list)
     """Files code_interpreter places under /mnt/data."""
+    response: StoredResponse | None = None
+    """The response the run executes (a Responses API run)."""
+    prelude: list[dict[str, Any]] | None = None
+    """A response's context before its own turns, as chat messages (instead of a thread's
+    history)."""
 
     @property
     def code_interpreter(self) -> bool:
@@ -109,6 +125,10 @@ async def load_context(
     )
     ctx = _context(run, messages, steps)
     await _complete(session, storage, ctx, messages)
+    if run.api == "responses":
+        ctx.response, items = await responses_service.context_items(session, run)
+        images, files = await responses_service.attachments(session, storage, run.project_id, items)
+        ctx.prelude = response_items.chat_messages(items, images, files)
     return ctx
 
 
@@ -193,7 +213,7 @@ async def _complete(
     """The rest of a run's context: its vector stores, sandbox files and images."""
     run = ctx.run
     ctx.vector_stores = await _vector_stores(session, run)
-    if ctx.code_interpreter:
+    if ctx.code_interpreter and run.api != "responses":  # (a response's files: its container's)
         ctx.sandbox_files = await _sandbox_files(session, run, messages)
     wanted = _wanted_images(ctx)
     if wanted:
@@ -351,7 +371,10 @@ def _user_content(message: Message, images: dict[str, str]) -> str | list[dict[s
 
 
 def history_messages(ctx: RunContext) -> list[dict[str, Any]]:
-    """The thread's messages as chat messages, after the run's truncation strategy."""
+    """The thread's messages as chat messages, after the run's truncation strategy (a
+    response's: its context items)."""
+    if ctx.prelude is not None:
+        return ctx.prelude
     history = ctx.history
     strategy = ctx.run.truncation_strategy or {}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):

@@ -26,7 +26,9 @@ import openai
 from assistd.core import metrics
 from assistd.llm import tokens
 
-ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
+ErrorCode = Literal[
+    "server_error", "rate_limit_exceeded", "invalid_prompt", "context_length_exceeded"
+]
 
 
 class BackendError(Exception):

@@ -6,6 +6,7 @@ from assistd.models.container import Container, ContainerFile
 from assistd.models.conversation import Conversation, ConversationItem
 from assistd.models.file import File
 from assistd.models.project import ApiKey, Project
+from assistd.models.response import StoredResponse
 from assistd.models.run import Run, RunEvent, RunStep, RunWatcher
 from assistd.models.thread import Message, Thread
 from assistd.models.upload import Upload, UploadPart
@@ -34,6 +35,7 @@ __all__ = [
     "RunEvent",
     "RunWatcher",
     "RunStep",
+    "StoredResponse",
     "Thread",
     "Upload",
     "UploadPart",

@@ -88,6 +88,8 @@ class Run(Base):
     """Whether the request that started the run's current part (creating it, or submitting
     tool outputs) streams it: only then are stream events written (nothing else reads
     them)."""
+    api: Mapped[str] = mapped_column(server_default="assistants")
+    """The API the run serves: ``assistants``, or ``responses`` (a response's execution)."""
 
 
 class RunStep(Base):

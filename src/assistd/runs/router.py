@@ -64,7 +64,7 @@ def _json(run: RunObject) -> Response:
     return Response(run.model_dump_json(), media_type="application/json")
 
 
-def _starter(request: Request) -> Starter | None:
+def starter_of(request: Request) -> Starter | None:
     """This process's own worker (``app.state.starter``), when it can take one more run now."""
     starter: Starter | None = getattr(request.app.state, "starter", None)
     return starter if starter is not None and starter.can_start() else None
@@ -78,7 +78,16 @@ async def _answer(
     if starter is None:
         return run_to_wire(run)
     created = _as_created(run, adopted=True)  # before the executor can change the run
-    gate = await starter.adopt(session, run.id)
+    await start_adopted(request, session, run.id, starter)
+    return created
+
+
+async def start_adopted(
+    request: Request, session: AsyncSession, run_id: str, starter: Starter
+) -> None:
+    """Start a run the request's open transaction created on this process's worker: its
+    writes wait for the commit, and it is dropped if the transaction rolls back."""
+    gate = await starter.adopt(session, run_id)
 
     def committed() -> None:
         if not gate.done():
@@ -86,10 +95,9 @@ async def _answer(
 
     def rolled_back() -> None:
         if not gate.done():
-            gate.set_exception(RunDiscarded(run.id))
+            gate.set_exception(RunDiscarded(run_id))
 
     after_commit(request, committed, rolled_back)
-    return created
 
 
 def _as_created(run: Run, *, adopted: bool) -> RunObject:
@@ -104,7 +112,7 @@ async def create_thread_and_run(
     body: ThreadAndRunCreate, request: Request, session: SessionDep, project: ProjectDep
 ) -> Response:
     """Create a thread and run it (``stream: true`` answers with server-sent events)."""
-    starter = _starter(request)
+    starter = starter_of(request)
     run = await service.create_thread_and_run(
         session, _settings(request), project, body, adopt=starter.id if starter else None
     )
@@ -123,7 +131,7 @@ async def create_run(
     include: IncludeQuery = [],  # noqa: B006 - FastAPI copies defaults
 ) -> Response:
     """Create a run (``stream: true`` answers with server-sent events)."""
-    starter = _starter(request)
+    starter = starter_of(request)
     include = service.check_include(include)
     if not body.additional_messages:
         # No transaction, two statements; this process's worker starts the run between them

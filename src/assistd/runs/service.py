@@ -180,9 +180,8 @@ def _build_run(
     prelude: list[tuple[str, dict[str, Any]]] | None = None,
     adopt: str | None = None,
 ) -> tuple[Run, list[tuple[str, dict[str, Any]]], tuple[str, str] | None]:
-    """A new run (not yet inserted) from the request and the assistant, the stream events
-    announcing it (only for a streamed request) and the queue notification to send with its
-    insert (none when this process's worker ``adopt`` claims it at once)."""
+    """A new run (not yet inserted) from the request and the assistant, with what
+    ``announce`` gives for it."""
     given = req.model_fields_set
     tools = (
         [tool_to_wire(t) for t in req.tools or []]
@@ -195,27 +194,15 @@ def _build_run(
     extra = getattr(req, "additional_instructions", None)
     if extra:
         instructions = f"{instructions}\n\n{extra}" if instructions else extra
-    created = now()
-    run = Run(
-        id=ids.new_id(ids.RUN),
-        project_id=project_id,
-        thread_id=thread_id,
-        assistant_id=assistant.id,
-        created_at=created,
-        status="queued",
-        started_at=None,
-        expires_at=created + settings.runs.expires_seconds,
-        cancelled_at=None,
-        failed_at=None,
-        completed_at=None,
-        required_action=None,
-        last_error=None,
-        incomplete_details=None,
+    run = run_row(
+        settings,
+        project_id,
+        thread_id,
+        assistant.id,
         model=req.model or assistant.model,
         instructions=instructions,
         tools=tools,
         metadata_=req.metadata or {},
-        usage=None,
         temperature=req.temperature if req.temperature is not None else assistant.temperature,
         top_p=req.top_p if req.top_p is not None else assistant.top_p,
         max_prompt_tokens=req.max_prompt_tokens,
@@ -234,23 +221,83 @@ def _build_run(
         ),
         reasoning_effort=getattr(req, "reasoning_effort", None) or assistant.reasoning_effort,
         include=include,
+        streamed=bool(req.stream),
+    )
+    produced, notify = announce(run, prelude, adopt)
+    return run, produced, notify
+
+
+def run_row(
+    settings: Settings,
+    project_id: str,
+    thread_id: str,
+    assistant_id: str,
+    *,
+    api: str = "assistants",
+    **fields: Any,
+) -> Run:
+    """A new queued run (not yet inserted); ``fields``: the columns its request decides."""
+    created = now()
+    return Run(
+        id=ids.new_id(ids.RUN),
+        project_id=project_id,
+        thread_id=thread_id,
+        assistant_id=assistant_id,
+        created_at=created,
+        status="queued",
+        started_at=None,
+        expires_at=created + settings.runs.expires_seconds,
+        cancelled_at=None,
+        failed_at=None,
+        completed_at=None,
+        required_action=None,
+        last_error=None,
+        incomplete_details=None,
+        usage=None,
         worker_id=None,
         heartbeat_at=None,
         attempts=0,
-        streamed=bool(req.stream),
+        api=api,
+        **fields,
     )
+
+
+def announce(
+    run: Run, prelude: list[tuple[str, dict[str, Any]]] | None, adopt: str | None
+) -> tuple[list[tuple[str, dict[str, Any]]], tuple[str, str] | None]:
+    """The stream events announcing a new run (only for a streamed one) and the queue
+    notification to send with its insert (none when this process's worker ``adopt`` claims
+    it at once: the row is then inserted already claimed)."""
     produced = list(prelude or [])
     if run.streamed:
         queued = run_data(run)
         produced += [("thread.run.created", queued), ("thread.run.queued", queued)]
     if adopt is not None:
-        # Claimed at creation by this process's own worker (``adopt`` is its id): no queue
-        # round trip, and the row is inserted already claimed.
         produced += recorded(
             run, "in_progress", worker_id=adopt, heartbeat_at=time.time(), attempts=1
         )
     notify = None if adopt is not None else queue_notification(Wake.QUEUED, run.id)
-    return run, produced, notify
+    return produced, notify
+
+
+async def insert(
+    session: AsyncSession,
+    run: Run,
+    produced: list[tuple[str, dict[str, Any]]],
+    notify: tuple[str, str] | None,
+) -> Run:
+    """Insert a built run with its events and notification in the session's transaction."""
+    try:
+        (run.seq,) = await events.insert_with_events(
+            session, plain_row(run), run.id, produced, returning=("seq",), notify=notify
+        )
+    except UniqueViolation as exc:
+        _raise_if_active_run(run.thread_id, exc)
+        raise
+    # Inserted: the session holds it as a loaded row (no flush would insert it again).
+    make_transient_to_detached(run)
+    session.add(run)
+    return run
 
 
 def _raise_if_active_run(thread_id: str, exc: UniqueViolation) -> None:
@@ -278,17 +325,7 @@ async def _new_run(
     run, produced, notify = _build_run(
         settings, project_id, thread_id, req, include, assistant, prelude=prelude, adopt=adopt
     )
-    try:
-        (run.seq,) = await events.insert_with_events(
-            session, plain_row(run), run.id, produced, returning=("seq",), notify=notify
-        )
-    except UniqueViolation as exc:
-        _raise_if_active_run(thread_id, exc)
-        raise
-    # Inserted: the session holds it as a loaded row (no flush would insert it again).
-    make_transient_to_detached(run)
-    session.add(run)
-    return run
+    return await insert(session, run, produced, notify)
 
 
 async def create_run(

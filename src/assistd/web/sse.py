@@ -17,20 +17,24 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
 
 
 async def _frames(
-    events: AsyncIterator[tuple[str, dict[str, Any]] | None],
+    events: AsyncIterator[tuple[str, dict[str, Any]] | None], done: bool
 ) -> AsyncIterator[bytes]:
     async for item in events:
         if item is None:
             yield b": keep-alive\n\n"
         else:
             yield frame(*item)
-    yield DONE
+    if done:
+        yield DONE
 
 
-def sse_response(events: AsyncIterator[tuple[str, dict[str, Any]] | None]) -> StreamingResponse:
-    """A ``text/event-stream`` response ending with ``done``."""
+def sse_response(
+    events: AsyncIterator[tuple[str, dict[str, Any]] | None], *, done: bool = True
+) -> StreamingResponse:
+    """A ``text/event-stream`` response, ending with ``done`` unless told not to (a
+    Responses stream ends with its last event)."""
     return StreamingResponse(
-        _frames(events),
+        _frames(events, done),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
