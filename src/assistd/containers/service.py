@@ -7,6 +7,7 @@ execution first places the container's files that are not in /mnt/data yet (``sa
 
 from __future__ import annotations
 
+import io
 import posixpath
 from typing import BinaryIO, Literal, cast
 
@@ -207,6 +208,39 @@ async def add_copy(
             await storage.delete(key)
         raise
     return row
+
+
+async def keep_output(
+    session: AsyncSession,
+    storage: FileStorage,
+    project_id: str,
+    container_id: str,
+    name: str,
+    data: bytes,
+    max_bytes: int,
+) -> ContainerFile:
+    """A file the code wrote (or a plot it showed) as a file of the container, by its path
+    under /mnt/data (``name``: that path, or a bare name); the file already at that path,
+    if any, gets the new bytes and keeps its id."""
+    container = await get(session, project_id, container_id, lock=True)
+    path = name if name.startswith("/mnt/data/") else posixpath.join("/mnt/data", name)
+    row = await session.scalar(
+        select(ContainerFile).where(
+            ContainerFile.container_id == container.id, ContainerFile.path == path
+        )
+    )
+    file_id = row.id if row is not None else ids.new_id(ids.CONTAINER_FILE)
+    key = _storage_key(container, file_id)
+    size = await storage.put(key, io.BytesIO(data), max_bytes)
+    if row is not None:
+        row.bytes = size
+        await session.flush()
+        return row
+    made = _row(container, file_id, path, size, key)
+    made.source = "assistant"
+    session.add(made)
+    await session.flush()
+    return made
 
 
 async def list_files(

@@ -342,7 +342,10 @@ class RunExecutor:
 
     async def _run_tools(self, ctx: prompt.RunContext, calls: list[ToolCall]) -> None:
         """Run the turn's built-in calls, tool by tool; keep what they showed and wrote."""
-        tool_ctx = ToolContext(self.deps, ctx, self.project_id, self.thread_id, self._emit)
+        container = self._response.container_id if self._response is not None else None
+        tool_ctx = ToolContext(
+            self.deps, ctx, self.project_id, self.thread_id, self._emit, container
+        )
         for kind, tool in self._tools.items():
             mine = [c for c in calls if c.kind == kind]
             if mine:

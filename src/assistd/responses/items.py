@@ -86,7 +86,12 @@ def call_item(call: dict[str, Any], status: str, container_id: str | None) -> di
                 outputs.append({"type": "logs", "logs": out["logs"]})
             elif out.get("type") == "image":
                 file_id = out["image"]["file_id"]
-                outputs.append({"type": "image", "url": f"/v1/files/{file_id}/content"})
+                url = (
+                    f"/v1/containers/{container_id}/files/{file_id}/content"
+                    if container_id and file_id.startswith(ids.CONTAINER_FILE)
+                    else f"/v1/files/{file_id}/content"
+                )
+                outputs.append({"type": "image", "url": url})
         return {
             "id": item_id(ids.CODE_INTERPRETER_CALL_ITEM, call["id"]),
             "type": "code_interpreter_call",

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from assistd.conversations.schemas import MAX_TEXT, InputItem, default_message_type
 from assistd.core.errors import InvalidRequestError
 from assistd.core.schemas import Metadata, RequestModel
+from assistd.vector_stores.schemas import ComparisonFilter, CompoundFilter
 
 UNSUPPORTED_TOOLS = (
     "web_search",
@@ -52,7 +53,7 @@ class FileSearchTool(RequestModel):
 
     type: Literal["file_search"]
     vector_store_ids: Annotated[list[str], Field(min_length=1, max_length=2)]
-    filters: dict[str, Any] | None = None
+    filters: ComparisonFilter | CompoundFilter | None = None
     max_num_results: Annotated[int, Field(ge=1, le=50)] | None = None
     ranking_options: RankingOptions | None = None
 

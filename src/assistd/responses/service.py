@@ -61,6 +61,8 @@ def _run_tools(tools: list[Tool]) -> list[dict[str, Any]]:
             settings: dict[str, Any] = {}
             if tool.max_num_results is not None:
                 settings["max_num_results"] = tool.max_num_results
+            if tool.filters is not None:
+                settings["filters"] = tool.filters.model_dump(exclude_none=True)
             if tool.ranking_options is not None:
                 ranker = tool.ranking_options.ranker
                 settings["ranking_options"] = {
@@ -93,7 +95,7 @@ def _wire_tools(tools: list[Tool]) -> list[dict[str, Any]]:
                 {
                     "type": "file_search",
                     "vector_store_ids": tool.vector_store_ids,
-                    "filters": tool.filters,
+                    "filters": None if tool.filters is None else tool.filters.model_dump(),
                     "max_num_results": tool.max_num_results or 20,
                     "ranking_options": {
                         "ranker": ranking.ranker if ranking else "auto",

@@ -47,6 +47,8 @@ class ToolContext:
     project_id: str
     thread_id: str
     emit: Emit
+    container_id: str | None = None
+    """The container code runs in (a response's); None: the thread's own sandbox."""
 
 
 class Tool(Protocol):

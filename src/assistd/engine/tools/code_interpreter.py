@@ -9,8 +9,13 @@ import io
 import json
 import re
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.containers import sandbox as containers_sandbox
+from assistd.containers import service as containers_service
 from assistd.core import metrics
 from assistd.core.db import transaction
+from assistd.core.errors import AssistdError
 from assistd.engine.events import Emit, ToolCallStarted, ToolInputDelta, ToolOutput
 from assistd.engine.tools.base import ToolCall, ToolContext
 from assistd.files import service as files_service
@@ -117,7 +122,14 @@ class CodeInterpreterTool:
             code = code_of(call.arguments)
             _send_input(call, code, ctx.emit)
             try:
-                result = await sandbox.execute(ctx.thread_id, code, files)
+                if ctx.container_id is not None:
+                    result = await containers_sandbox.execute(
+                        sandbox, ctx.deps.maker, storage, ctx.project_id, ctx.container_id, code
+                    )
+                else:
+                    result = await sandbox.execute(ctx.thread_id, code, files)
+            except AssistdError as exc:  # the container expired or is gone
+                raise BackendError("server_error", exc.message) from exc
             except SandboxUnavailable as exc:
                 metrics.SANDBOX_EXECUTIONS.labels("unavailable").inc()
                 raise BackendError(
@@ -142,38 +154,39 @@ class CodeInterpreterTool:
 async def _store_outputs(
     call: ToolCall, result: Execution, ctx: ToolContext
 ) -> tuple[list[str], list[tuple[str, int]]]:
-    """Keep plots and written files as Files (purpose ``assistants_output``)."""
+    """Keep plots and written files: as Files (purpose ``assistants_output``), or in a
+    response's container as its files."""
     deps = ctx.deps
     images: list[str] = []
     written: list[tuple[str, int]] = []
     max_bytes = deps.settings.limits.max_upload_bytes
+
+    async def keep(session: AsyncSession, name: str, data: bytes) -> str:
+        if ctx.container_id is not None:
+            row = await containers_service.keep_output(
+                session, deps.storage, ctx.project_id, ctx.container_id, name, data, max_bytes
+            )
+            return row.id
+        kept = await files_service.create(
+            session,
+            deps.storage,
+            ctx.project_id,
+            filename=name,
+            purpose="assistants_output",
+            source=io.BytesIO(data),
+            max_bytes=max_bytes,
+        )
+        return kept.id
+
     async with transaction(deps.maker) as session:
         for n, png in enumerate(result.images):
-            row = await files_service.create(
-                session,
-                deps.storage,
-                ctx.project_id,
-                filename=f"{call.id}_{n}.png",
-                purpose="assistants_output",
-                source=io.BytesIO(png),
-                max_bytes=max_bytes,
-            )
-            images.append(row.id)
+            images.append(await keep(session, f"{call.id}_{n}.png", png))
         for out in result.files:
             if out.data is None:
                 result.notices.append(
                     f"{out.path} ({out.skipped or 'not returned'}) was not kept as a file."
                 )
                 continue
-            row = await files_service.create(
-                session,
-                deps.storage,
-                ctx.project_id,
-                filename=out.path,
-                purpose="assistants_output",
-                source=io.BytesIO(out.data),
-                max_bytes=max_bytes,
-            )
-            call.files[out.path] = row.id
+            call.files[out.path] = await keep(session, out.path, out.data)
             written.append((out.path, len(out.data)))
     return images, written

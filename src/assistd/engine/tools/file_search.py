@@ -6,6 +6,8 @@ import asyncio
 import json
 import time
 
+from pydantic import TypeAdapter
+
 from assistd.core.db import transaction
 from assistd.engine import prompt
 from assistd.engine.deps import EngineDeps
@@ -13,6 +15,12 @@ from assistd.engine.events import Emit, ToolCallStarted
 from assistd.engine.tools.base import ToolCall, ToolContext
 from assistd.vector_stores import search
 from assistd.vector_stores import service as vector_store_service
+from assistd.vector_stores.schemas import ComparisonFilter, CompoundFilter
+
+FILTERS: TypeAdapter[ComparisonFilter | CompoundFilter] = TypeAdapter(
+    ComparisonFilter | CompoundFilter
+)
+"""A response's file_search filters, as stored on its run's tool."""
 
 INGESTION_POLL_SECONDS = 0.25
 DEFAULT_RANKER = "default_2024_08_21"
@@ -71,6 +79,9 @@ class FileSearchTool:
         settings = run_ctx.file_search or {}
         ranking = settings.get("ranking_options") or {}
         threshold = float(ranking.get("score_threshold", 0.0))
+        filters = None
+        if settings.get("filters"):
+            filters = FILTERS.validate_python(settings["filters"])
         limit = settings.get("max_num_results") or (
             5 if run_ctx.run.model.startswith("gpt-3.5") else 20
         )
@@ -92,6 +103,7 @@ class FileSearchTool:
                         call.queries,
                         max_results=limit,
                         score_threshold=threshold,
+                        filters=filters,
                     )
             if len(groups) > 1:
                 hits.sort(key=lambda h: -h.score)
