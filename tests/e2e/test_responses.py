@@ -4,15 +4,21 @@ store false, and bad input."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import httpx
 import openai
+import psycopg
 import pytest
 from openai import OpenAI
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from assistd.core.db import async_url
+from assistd.responses import service as responses_service
+from tests.conftest import Database
 from tests.support.scripted_chat import ScriptedChatServer, script
 
 MODEL = "gpt-4o-mini"
@@ -24,9 +30,11 @@ def test_plain_answer_is_completed_with_usage(client: OpenAI) -> None:
     assert response.output_text == "You said: Say hi"
     assert response.id.startswith("resp_")
     assert response.instructions == "Be kind."
-    assert response.usage is not None and response.usage.total_tokens > 0
+    assert response.usage is not None
+    assert response.usage.total_tokens > 0
     message = response.output[0]
-    assert message.type == "message" and message.role == "assistant"
+    assert message.type == "message"
+    assert message.role == "assistant"
     again = client.responses.retrieve(response.id)
     assert again.output_text == response.output_text
     assert again.status == "completed"
@@ -38,8 +46,9 @@ def test_stream_sends_the_documented_events_in_order(client: OpenAI) -> None:
     ) as stream:
         events = list(stream)
         final = stream.get_final_response()
-    kinds = [e.type for e in events]
-    assert kinds[0] == "response.created" and kinds[1] == "response.in_progress"
+    kinds: list[str] = [e.type for e in events]
+    assert kinds[0] == "response.created"
+    assert kinds[1] == "response.in_progress"
     assert kinds[-1] == "response.completed"
     assert [e.sequence_number for e in events] == list(range(len(events)))
     deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
@@ -59,9 +68,7 @@ def test_stream_sends_the_documented_events_in_order(client: OpenAI) -> None:
     assert client.responses.retrieve(final.id).output_text == "one two three"
 
 
-def test_previous_response_id_carries_the_history(
-    client: OpenAI, chat: ScriptedChatServer
-) -> None:
+def test_previous_response_id_carries_the_history(client: OpenAI, chat: ScriptedChatServer) -> None:
     first = client.responses.create(model=MODEL, input="My name is Ada.", instructions="FIRST")
     second = client.responses.create(
         model=MODEL, input="What is my name?", previous_response_id=first.id
@@ -94,7 +101,8 @@ def test_function_call_round_trip(client: OpenAI) -> None:
     first = client.responses.create(model=MODEL, input=plan, tools=tools)
     assert first.status == "completed"
     calls = [o for o in first.output if o.type == "function_call"]
-    assert len(calls) == 1 and calls[0].name == "get_weather"
+    assert len(calls) == 1
+    assert calls[0].name == "get_weather"
     assert json.loads(calls[0].arguments) == {"city": "Paris"}
     second = client.responses.create(
         model=MODEL,
@@ -111,7 +119,8 @@ def test_conversation_keeps_items_across_responses(client: OpenAI) -> None:
     second = client.responses.create(
         model=MODEL, input="What number?", conversation={"id": conversation.id}
     )
-    assert second.conversation is not None and second.conversation.id == conversation.id
+    assert second.conversation is not None
+    assert second.conversation.id == conversation.id
     items = client.conversations.items.list(conversation.id, order="asc").data
     texts = [(i.type, getattr(i, "role", None)) for i in items]
     assert texts == [
@@ -131,7 +140,8 @@ def test_background_response_is_polled_and_cancelled(client: OpenAI) -> None:
     while done.status in ("queued", "in_progress") and time.monotonic() < deadline:
         time.sleep(0.05)
         done = client.responses.retrieve(done.id)
-    assert done.status == "completed" and done.output_text == "You said: quick"
+    assert done.status == "completed"
+    assert done.output_text == "You said: quick"
     slow = client.responses.create(
         model=MODEL, input=script(reply="a b c d e f g h", delay_ms=2000), background=True
     )
@@ -144,11 +154,70 @@ def test_background_response_is_polled_and_cancelled(client: OpenAI) -> None:
     assert cancelled.status == "cancelled"
 
 
-def test_store_false_streams_but_keeps_nothing(client: OpenAI) -> None:
+async def _prune(url: str, retention_days: int) -> int:
+    engine = create_async_engine(async_url(url))
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            return await responses_service.prune(session, retention_days)
+    finally:
+        await engine.dispose()
+
+
+def test_store_false_streams_but_keeps_nothing(
+    client: OpenAI, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     response = client.responses.create(model=MODEL, input="secret", store=False)
     assert response.output_text == "You said: secret"
-    with pytest.raises(openai.NotFoundError):
-        client.responses.retrieve(response.id)
+    with client.responses.stream(model=MODEL, input="also secret", store=False) as stream:
+        streamed = stream.get_final_response()
+    assert streamed.output_text == "You said: also secret"
+    for gone in (response.id, streamed.id):
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(gone)
+    kept = client.responses.create(model=MODEL, input="keep me")
+    # The worker's maintenance deletes unstored responses once they ended (a minute later).
+    monkeypatch.setattr(responses_service, "UNSTORED_GRACE_SECONDS", -5)
+    with psycopg.connect(database.url) as conn:
+        before = conn.execute("SELECT count(*) FROM responses WHERE NOT store").fetchone()
+        assert before is not None
+        assert before[0] >= 2
+        asyncio.run(_prune(database.url, 30))
+        after = conn.execute(
+            "SELECT count(*) FROM responses WHERE id = ANY(%s)", [[response.id, streamed.id]]
+        ).fetchone()
+        assert after == (0,)
+        messages = conn.execute(
+            "SELECT count(*) FROM messages m JOIN runs r ON r.id = m.run_id"
+            " WHERE r.api = 'responses' AND m.content::text LIKE '%%secret%%'"
+        ).fetchone()
+        assert messages == (0,)
+    assert client.responses.retrieve(kept.id).output_text == "You said: keep me"
+
+
+def test_background_stream_resumes_after_a_sequence_number(client: OpenAI) -> None:
+    stream = client.responses.create(
+        model=MODEL, input=script(reply="a b c d e", delay_ms=50), background=True, stream=True
+    )
+    first = []
+    for event in stream:
+        first.append(event)
+        if len(first) == 5:
+            break
+    stream.close()
+    assert first[0].type == "response.created"
+    assert first[0].response.status == "queued"
+    assert first[1].type == "response.queued"
+    response_id = first[0].response.id
+    rest = list(client.responses.retrieve(response_id, stream=True, starting_after=4))
+    assert [e.sequence_number for e in rest] == list(range(5, 5 + len(rest)))
+    assert rest[-1].type == "response.completed"
+    deltas = [e.delta for e in first + rest if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == "a b c d e"
+    whole = list(client.responses.retrieve(response_id, stream=True))
+    assert [e.type for e in whole[:5]] == [e.type for e in first]
+    plain = client.responses.create(model=MODEL, input="x", background=True)
+    with pytest.raises(openai.BadRequestError):
+        list(client.responses.retrieve(plain.id, stream=True))
 
 
 def test_input_items_and_delete(client: OpenAI) -> None:
@@ -161,8 +230,8 @@ def test_input_items_and_delete(client: OpenAI) -> None:
     )
     items = client.responses.input_items.list(response.id, order="asc").data
     assert [getattr(i, "role", None) for i in items] == ["developer", "user"]
-    deleted = client.responses.delete(response.id)
-    assert deleted is None or getattr(deleted, "deleted", True)
+    raw = client.responses.with_raw_response.delete(response.id)
+    assert raw.http_response.json() == {"id": response.id, "object": "response", "deleted": True}
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response.id)
 
@@ -190,4 +259,5 @@ def test_bad_input_gets_the_error_envelope(
     with pytest.raises(openai.NotFoundError):
         other_client.responses.create(model=MODEL, input="x", conversation=conversation.id)
     raw = http.post("/responses", json={"model": MODEL, "input": "x", "bogus": 1})
-    assert raw.status_code == 400 and raw.json()["error"]["code"] == "unknown_parameter"
+    assert raw.status_code == 400
+    assert raw.json()["error"]["code"] == "unknown_parameter"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from openai import OpenAI
+from openai.types.responses.response_output_text import AnnotationContainerFileCitation
 
 from tests.conftest import Database, ServerProcess, mint_key
 from tests.e2e.test_vector_stores import Corpus, build_corpus
@@ -47,20 +48,26 @@ def test_file_search_cites_and_shows_results_when_included(corpus: Corpus) -> No
     )
     assert response.status == "completed", response.error
     call, message = response.output
-    assert call.type == "file_search_call" and call.status == "completed"
+    assert call.type == "file_search_call"
+    assert call.status == "completed"
     assert call.queries == [doc.question]
-    assert call.results and call.results[0].file_id == corpus.file_ids["manual.pdf"]
-    assert call.results[0].filename == "manual.pdf" and call.results[0].text
+    assert call.results
+    assert call.results[0].file_id == corpus.file_ids["manual.pdf"]
+    assert call.results[0].filename == "manual.pdf"
+    assert call.results[0].text
     assert message.type == "message"
     part = message.content[0]
-    assert part.type == "output_text" and part.text == answer
+    assert part.type == "output_text"
+    assert part.text == answer
     (note,) = part.annotations
     assert note.type == "file_citation"
-    assert note.file_id == corpus.file_ids["manual.pdf"] and note.filename == "manual.pdf"
+    assert note.file_id == corpus.file_ids["manual.pdf"]
+    assert note.filename == "manual.pdf"
     assert note.index == len(answer) - 1
     # Without include, the results are left out.
     plain = client.responses.retrieve(response.id)
-    assert plain.output[0].type == "file_search_call" and plain.output[0].results is None
+    assert plain.output[0].type == "file_search_call"
+    assert plain.output[0].results is None
 
 
 def test_file_search_filters_and_streams_its_events(corpus: Corpus) -> None:
@@ -89,7 +96,8 @@ def test_file_search_filters_and_streams_its_events(corpus: Corpus) -> None:
     ):
         assert kind in kinds
     call = final.output[0]
-    assert call.type == "file_search_call" and call.results is not None
+    assert call.type == "file_search_call"
+    assert call.results is not None
     assert 0 < len(call.results) <= 3
     assert {r.file_id for r in call.results} == {corpus.file_ids["notes.md"]}
 
@@ -126,23 +134,27 @@ def test_code_interpreter_plots_into_a_container(client: OpenAI) -> None:
     ):
         assert kind in kinds
     call, message = response.output
-    assert call.type == "code_interpreter_call" and call.code == source
+    assert call.type == "code_interpreter_call"
+    assert call.code == source
     container_id = call.container_id
     assert container_id.startswith("cntr_")
     assert call.outputs is not None
     logs = [o for o in call.outputs if o.type == "logs"]
-    assert logs and "saved" in logs[0].logs
+    assert logs
+    assert "saved" in logs[0].logs
     files = {f.path: f for f in client.containers.files.list(container_id).data}
     assert "/mnt/data/table.csv" in files
     pngs = [f for path, f in files.items() if path.endswith(".png")]
     assert len(pngs) == 1
     data = client.containers.files.content.retrieve(pngs[0].id, container_id=container_id).read()
-    assert data.startswith(PNG) and len(data) > 1000
+    assert data.startswith(PNG)
+    assert len(data) > 1000
     assert message.type == "message"
     (note,) = message.content[0].annotations
-    assert note.type == "container_file_citation"
+    assert isinstance(note, AnnotationContainerFileCitation)
     assert note.container_id == container_id
-    assert note.file_id == files["/mnt/data/table.csv"].id and note.filename == "table.csv"
+    assert note.file_id == files["/mnt/data/table.csv"].id
+    assert note.filename == "table.csv"
     table = client.containers.files.content.retrieve(note.file_id, container_id=container_id)
     assert table.read() == b"a,b\n1,2\n"
     # The same container keeps its state for the next response.

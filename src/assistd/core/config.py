@@ -53,6 +53,9 @@ class RunSettings(BaseModel):
     assistant's stores too)."""
     event_retention_seconds: int = 3600
     """Stream events of finished runs are kept this long (replays, slow readers)."""
+    response_retention_days: int = 30
+    """Stored responses are deleted this long after creation (OpenAI keeps them 30 days);
+    a response with ``store: false`` goes a minute after it ended."""
 
 
 class WorkerSettings(BaseModel):

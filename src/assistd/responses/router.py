@@ -86,7 +86,7 @@ async def retrieve_response(
     include = _include(request)
     if stream_:
         row = await service.get_stored(session, project, response_id)
-        if not row.background:
+        if not (row.background and row.params.get("stream")):
             raise InvalidRequestError(
                 "Only responses created with 'background' and 'stream' set to true can be "
                 "streamed again.",

@@ -334,6 +334,7 @@ async def create(
         "prompt_cache_key": req.prompt_cache_key,
         "service_tier": req.service_tier or "default",
         "include": include,
+        "stream": bool(req.stream),
     }
     row = StoredResponse(
         id=response_id,
@@ -600,6 +601,30 @@ async def append_output(session: AsyncSession, run: Run) -> None:
     output = (await outputs_of(session, [run.id]))[run.id]
     if output:
         await conversations_service.append(session, row.project_id, row.conversation_id, output)
+
+
+UNSTORED_GRACE_SECONDS = 60
+"""An unstored response's rows outlive its end this long (a stream tail may still read)."""
+
+_PRUNE = text(
+    "DELETE FROM threads t USING responses r JOIN runs u ON u.id = r.run_id"
+    " WHERE t.id = r.thread_id AND ("
+    " (NOT r.store AND u.status IN ('completed', 'incomplete', 'failed', 'cancelled', 'expired')"
+    "  AND coalesce(u.completed_at, u.failed_at, u.cancelled_at, u.started_at, u.created_at)"
+    "  < :unstored)"
+    " OR r.created_at < :stored)"
+)
+
+
+async def prune(session: AsyncSession, retention_days: int) -> int:
+    """Delete responses kept past their time: unstored ones once ended, stored ones after
+    the retention; how many went."""
+    stamp = now()
+    result = await session.execute(
+        _PRUNE,
+        {"unstored": stamp - UNSTORED_GRACE_SECONDS, "stored": stamp - retention_days * 86400},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def input_tokens_object(count: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from assistd.engine.executor import EngineDeps, RunExecutor
 from assistd.files import service as files_service
 from assistd.llm import tokens
 from assistd.models import Assistant, Message, Run, Thread
+from assistd.responses import service as responses_service
 from assistd.runs.starter import RunDiscarded
 from assistd.uploads import service as uploads_service
 from assistd.vector_stores import ingest
@@ -347,6 +348,12 @@ class Worker:
                     async with transaction(self.deps.maker) as session:
                         await queue.prune_watchers(session)
                 if rounds % 5 == 0:
+                    async with transaction(self.deps.maker) as session:
+                        gone = await responses_service.prune(
+                            session, self.deps.settings.runs.response_retention_days
+                        )
+                    if gone:
+                        log.info("deleted %d unstored or old responses", gone)
                     async with transaction(self.deps.maker) as session:
                         purged = await vector_store_service.purge_expired(session)
                     if purged:
