@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -261,3 +262,100 @@ def test_bad_input_gets_the_error_envelope(
     raw = http.post("/responses", json={"model": MODEL, "input": "x", "bogus": 1})
     assert raw.status_code == 400
     assert raw.json()["error"]["code"] == "unknown_parameter"
+
+
+def test_request_settings_reach_the_backend(client: OpenAI, chat: ScriptedChatServer) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    tools: Any = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
+    marker = f"settings {uuid.uuid4().hex[:8]}"
+    response = client.responses.create(
+        model=MODEL,
+        input=marker,
+        text={"format": {"type": "json_schema", "name": "count", "schema": schema, "strict": True}},
+        reasoning={"effort": "low"},
+        temperature=0.2,
+        top_p=0.9,
+        tools=tools,
+        tool_choice={"type": "function", "name": "lookup"},
+        parallel_tool_calls=False,
+        metadata={"team": "a"},
+        max_output_tokens=500,
+    )
+    sent = next(r for r in reversed(chat.requests) if marker in json.dumps(r["messages"]))
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "count", "schema": schema, "strict": True},
+    }
+    assert sent["reasoning_effort"] == "low"
+    assert sent["temperature"] == 0.2
+    assert sent["top_p"] == 0.9
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    assert sent["parallel_tool_calls"] is False
+    assert sent["max_completion_tokens"] == 500
+    assert response.text.format.type == "json_schema"
+    assert response.tool_choice.type == "function"
+    assert response.metadata == {"team": "a"}
+    assert response.temperature == 0.2
+    assert response.max_output_tokens == 500
+
+
+def test_max_output_tokens_ends_incomplete(client: OpenAI) -> None:
+    response = client.responses.create(
+        model=MODEL,
+        input=script(reply=" ".join(["word"] * 40)),
+        max_output_tokens=16,
+    )
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.output[0].type == "message"
+    assert response.output[0].status == "incomplete"
+
+
+def test_truncation_disabled_overflow_is_a_400_and_auto_drops_history(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    huge = "lorem " * 150_000  # over the 128k-token window of the default models
+    with pytest.raises(openai.BadRequestError) as overflow:
+        client.responses.create(model=MODEL, input=huge)
+    assert overflow.value.code == "context_length_exceeded"
+    first = client.responses.create(model=MODEL, input=huge[:400_000], truncation="auto")
+    second = client.responses.create(
+        model=MODEL,
+        input=f"short {uuid.uuid4().hex[:8]}",
+        previous_response_id=first.id,
+        truncation="auto",
+    )
+    assert second.status == "completed"
+
+
+def test_input_tokens_counts_what_a_response_would_send(client: OpenAI) -> None:
+    small = client.responses.input_tokens.count(model=MODEL, input="hello there")
+    big = client.responses.input_tokens.count(
+        model=MODEL, input="hello there " * 100, instructions="Be brief."
+    )
+    assert small.object == "response.input_tokens"
+    assert 0 < small.input_tokens < big.input_tokens
+    first = client.responses.create(model=MODEL, input="hello there " * 50)
+    chained = client.responses.input_tokens.count(
+        model=MODEL, input="more", previous_response_id=first.id
+    )
+    assert chained.input_tokens > small.input_tokens
+
+
+def test_unknown_tool_resources_are_404(client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as store:
+        client.responses.create(
+            model=MODEL, input="x", tools=[{"type": "file_search", "vector_store_ids": ["vs_x"]}]
+        )
+    assert store.value.param == "tools[0].vector_store_ids[0]"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(
+            model=MODEL, input="x", tools=[{"type": "code_interpreter", "container": "cntr_x"}]
+        )
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(
+            model=MODEL, input="x", tool_choice={"type": "function", "name": "nope"}
+        )
+    with pytest.raises(openai.BadRequestError):
+        client.responses.cancel(client.responses.create(model=MODEL, input="x").id)
