@@ -79,3 +79,17 @@ def test_other_project_is_404_under_openai(
     with pytest.raises(openai.NotFoundError) as info:
         azure(server, other_key).beta.assistants.retrieve(mine.id)
     assert f"No assistant found with id '{mine.id}'." in str(info.value)
+
+
+def test_azure_responses_in_both_shapes(server: ServerProcess, api_key: str) -> None:
+    classic = azure(server, api_key, "2025-04-01-preview")
+    first = classic.responses.create(model="my-deployment", input="azure hello")
+    assert first.output_text == "You said: azure hello"
+    v1 = OpenAI(api_key=api_key, base_url=f"{server.base_url}/openai/v1", max_retries=0)
+    second = v1.responses.create(
+        model="my-deployment", input="and again", previous_response_id=first.id
+    )
+    assert second.output_text == "You said: and again"
+    conversation = v1.conversations.create()
+    assert classic.conversations.retrieve(conversation.id).id == conversation.id
+    v1.close()
