@@ -359,3 +359,35 @@ def test_unknown_tool_resources_are_404(client: OpenAI) -> None:
         )
     with pytest.raises(openai.BadRequestError):
         client.responses.cancel(client.responses.create(model=MODEL, input="x").id)
+
+
+def test_compact_keeps_user_messages_and_summarizes_the_rest(
+    client: OpenAI, chat: ScriptedChatServer
+) -> None:
+    first = client.responses.create(model=MODEL, input="The code word is heron.")
+    raw = client.responses.with_raw_response.compact(
+        model=MODEL, previous_response_id=first.id, input="Anything else?"
+    )
+    compacted = raw.parse()
+    output = raw.http_response.json()["output"]
+    assert compacted.object == "response.compaction"
+    kinds = [item.type for item in compacted.output]
+    assert kinds == ["message", "message", "compaction"]
+    summary_request = chat.requests[-1]["messages"]
+    assert summary_request[-1]["role"] == "user"
+    assert "Summarize the conversation" in summary_request[-1]["content"]
+    assert any("heron" in json.dumps(m) for m in summary_request)
+    marker = f"after compaction {uuid.uuid4().hex[:8]}"
+    follow = client.responses.create(
+        model=MODEL,
+        input=[
+            *output,
+            {"role": "user", "content": marker},
+        ],
+    )
+    assert follow.status == "completed"
+    sent = next(r for r in reversed(chat.requests) if marker in json.dumps(r["messages"]))
+    system = [m for m in sent["messages"] if m["role"] == "system"]
+    assert system
+    assert system[0]["content"].startswith("Summary of the earlier conversation:")
+    assert "Summarize the conversation" in system[0]["content"]  # the scripted model echoes

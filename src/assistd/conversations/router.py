@@ -13,6 +13,7 @@ from assistd.conversations.schemas import (
     ConversationUpdate,
     ItemList,
     ItemsCreate,
+    MovedConversation,
 )
 from assistd.core.schemas import Deleted
 from assistd.projects.auth import ProjectDep
@@ -33,8 +34,11 @@ async def create_conversation(
     session: SessionDep,
     project: ProjectDep,
     body: ConversationCreate = Body(default_factory=ConversationCreate),
-) -> ConversationObject:
-    """Create a conversation, optionally with up to 20 items."""
+) -> MovedConversation | ConversationObject:
+    """Create a conversation, optionally with up to 20 items, or move a thread in place
+    (``from_thread``, sent as ``extra_body``: the SDK's own call, answered by its type)."""
+    if body.from_thread is not None:
+        return await service.create_from_thread(session, project, body, body.from_thread)
     return service.to_wire(await service.create(session, project, body))
 
 

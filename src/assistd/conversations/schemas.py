@@ -158,10 +158,13 @@ def default_message_type(data: Any) -> Any:
 
 
 class ConversationCreate(RequestModel):
-    """Body of ``POST /conversations`` (every field optional)."""
+    """Body of ``POST /conversations`` (every field optional). ``from_thread`` (an assistd
+    extension, sent with the SDK's ``extra_body``) moves an Assistants thread's messages in
+    first; ``items`` follow them and ``metadata``, when given, replaces the thread's."""
 
     items: Items | None = None
     metadata: Metadata = None
+    from_thread: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -193,6 +196,32 @@ class ConversationObject(WireModel):
     object: Literal["conversation"] = "conversation"
     created_at: int
     metadata: dict[str, str]
+
+
+class CodeInterpreterFiles(WireModel):
+    """Files for a ``code_interpreter`` tool's ``container.file_ids``."""
+
+    file_ids: list[str]
+
+
+class FileSearchStores(WireModel):
+    """Stores for a ``file_search`` tool's ``vector_store_ids``."""
+
+    vector_store_ids: list[str]
+
+
+class ThreadResources(WireModel):
+    """What a moved thread's runs used, in the thread's ``tool_resources`` shape."""
+
+    code_interpreter: CodeInterpreterFiles
+    file_search: FileSearchStores
+
+
+class MovedConversation(ConversationObject):
+    """A conversation made ``from_thread``: the conversation, and the thread's files and
+    stores, which a response names in its tools (a conversation holds no tool resources)."""
+
+    tool_resources: ThreadResources
 
 
 class ItemList(WireModel):

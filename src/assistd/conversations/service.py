@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistd.conversations import from_thread
 from assistd.conversations.schemas import (
     INCLUDABLE,
     ConversationCreate,
@@ -18,6 +19,7 @@ from assistd.conversations.schemas import (
     InputItem,
     ItemList,
     MessageItem,
+    MovedConversation,
     OutputText,
     Refusal,
 )
@@ -73,16 +75,34 @@ def check_include(include: list[str]) -> list[str]:
 
 async def create(session: AsyncSession, project_id: str, req: ConversationCreate) -> Conversation:
     """A conversation with its initial items, in one transaction."""
+    row = await _new(session, project_id, req.metadata or {})
+    if req.items:
+        await _insert_items(session, project_id, row.id, req.items)
+    return row
+
+
+async def create_from_thread(
+    session: AsyncSession, project_id: str, req: ConversationCreate, thread_id: str
+) -> MovedConversation:
+    """A conversation holding the thread's messages as items (then ``req.items``), with the
+    thread's metadata unless ``req`` gives some; the thread itself is left as it is."""
+    moved = await from_thread.read(session, project_id, thread_id)
+    row = await _new(session, project_id, moved.metadata if req.metadata is None else req.metadata)
+    await append(session, project_id, row.id, [with_id(shape) for shape in moved.items])
+    if req.items:
+        await _insert_items(session, project_id, row.id, req.items)
+    return MovedConversation(**to_wire(row).model_dump(), tool_resources=moved.resources)
+
+
+async def _new(session: AsyncSession, project_id: str, metadata: dict[str, str]) -> Conversation:
     row = Conversation(
         id=ids.new_id(ids.CONVERSATION),
         project_id=project_id,
         created_at=now(),
-        metadata_=req.metadata or {},
+        metadata_=metadata,
     )
     session.add(row)
     await session.flush()
-    if req.items:
-        await _insert_items(session, project_id, row.id, req.items)
     return row
 
 

@@ -7,6 +7,7 @@ response's context.
 
 from __future__ import annotations
 
+import base64
 import json
 import posixpath
 import re
@@ -138,6 +139,26 @@ def public(item: dict[str, Any], include: list[str]) -> dict[str, Any]:
     return item
 
 
+def compaction_item(summary: str) -> dict[str, Any]:
+    """A ``compaction`` item carrying ``summary`` (base64: opaque to clients, as OpenAI's
+    encrypted content is, though not encrypted)."""
+    content = base64.b64encode(summary.encode()).decode()
+    return {
+        "id": ids.new_id(ids.COMPACTION_ITEM),
+        "type": "compaction",
+        "encrypted_content": content,
+        "created_by": "assistd",
+    }
+
+
+def compaction_text(item: dict[str, Any]) -> str:
+    """The summary a ``compaction`` item carries ("" for content not made here)."""
+    try:
+        return base64.b64decode(str(item.get("encrypted_content") or "")).decode()
+    except ValueError:
+        return ""
+
+
 # ---- items as chat messages ------------------------------------------------------------------
 
 
@@ -235,7 +256,12 @@ def chat_messages(
                 replies.append(reply)
             continue
         close()
-        if kind == "function_call_output":
+        if kind == "compaction":
+            summary = compaction_text(item)
+            out.append(
+                {"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"}
+            )
+        elif kind == "function_call_output":
             output = item.get("output")
             text = output if isinstance(output, str) else _text(output or [])
             out.append(_tool(item["call_id"], text))

@@ -14,7 +14,7 @@ from assistd.llm import tokens
 from assistd.projects.auth import ProjectDep
 from assistd.responses import items as response_items
 from assistd.responses import service, stream
-from assistd.responses.schemas import InputTokensRequest, ResponseCreate
+from assistd.responses.schemas import CompactRequest, InputTokensRequest, ResponseCreate
 from assistd.responses.wire import response_object
 from assistd.runs.router import start_adopted, starter_of
 from assistd.runs.wire import run_data
@@ -131,6 +131,15 @@ async def list_input_items(
             "has_more": has_more,
         }
     )
+
+
+@router.post("/responses/compact", response_model=None)
+async def compact_response(
+    body: CompactRequest, request: Request, session: ReadSessionDep, project: ProjectDep
+) -> Response:
+    """Compact a context: its user messages and a summary of the rest."""
+    router_ = request.app.state.chat_router
+    return JSONResponse(await service.compact(session, router_, project, body))
 
 
 @router.post("/responses/input_tokens", response_model=None)

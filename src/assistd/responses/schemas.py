@@ -124,7 +124,7 @@ class ToolCallItem(BaseModel):
     """An output item of a built-in tool given back as input (kept as given)."""
 
     model_config = {"extra": "allow"}
-    type: Literal["file_search_call", "code_interpreter_call", "reasoning"]
+    type: Literal["file_search_call", "code_interpreter_call", "reasoning", "compaction"]
     id: str | None = None
 
 
@@ -221,6 +221,23 @@ class InputTokensRequest(RequestModel):
     text: TextConfig | None = None
     reasoning: Reasoning | None = None
     truncation: Literal["auto", "disabled"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _message_type(cls, data: Any) -> Any:
+        return ResponseCreate._message_type(data)  # type: ignore[operator]
+
+
+class CompactRequest(RequestModel):
+    """Body of ``POST /responses/compact``: the context to compact."""
+
+    model: str
+    input: Annotated[str, Field(max_length=MAX_TEXT)] | list[ResponseInputItem] | None = None
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: str | None = None
 
     @model_validator(mode="before")
     @classmethod

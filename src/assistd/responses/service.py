@@ -4,6 +4,7 @@ the items a response's context is made of. Execution is the run engine's."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import mimetypes
 from typing import Any
 
@@ -20,10 +21,12 @@ from assistd.core.config import Settings
 from assistd.core.errors import InvalidRequestError, NotFoundError
 from assistd.core.pagination import ListParams
 from assistd.files.storage import FileStorage
+from assistd.llm.chat import BackendRouter, ChatRequest, Usage
 from assistd.models import File, Message, Run, RunStep, StoredResponse, Thread
-from assistd.responses.items import call_item, message_item
+from assistd.responses.items import call_item, chat_messages, compaction_item, message_item
 from assistd.responses.schemas import (
     CodeInterpreterTool,
+    CompactRequest,
     FileSearchTool,
     FunctionTool,
     ResponseCreate,
@@ -32,6 +35,7 @@ from assistd.responses.schemas import (
     parse_tools,
 )
 from assistd.responses.wire import response_object
+from assistd.responses.wire import usage as response_usage
 from assistd.runs import events, lifecycle, status
 from assistd.runs import service as runs_service
 from assistd.runs.schemas import FILE_SEARCH_CONTENT
@@ -601,6 +605,52 @@ async def append_output(session: AsyncSession, run: Run) -> None:
     output = (await outputs_of(session, [run.id]))[run.id]
     if output:
         await conversations_service.append(session, row.project_id, row.conversation_id, output)
+
+
+COMPACT_PROMPT = (
+    "Summarize the conversation above for your own later use: the user's goals, the facts, "
+    "decisions and results so far, and what is still open. Be complete but brief; write the "
+    "summary only."
+)
+
+
+async def compact(
+    session: AsyncSession, router: BackendRouter, project_id: str, req: CompactRequest
+) -> dict[str, Any]:
+    """The context compacted: the user's messages kept, everything else summarized by the
+    model into one ``compaction`` item."""
+    items: list[dict[str, Any]] = []
+    if req.previous_response_id is not None:
+        previous = await get_stored(
+            session, project_id, req.previous_response_id, "previous_response_id"
+        )
+        items = await context_items_of(session, previous)
+    items += await input_shapes(
+        session, project_id, ResponseCreate(model=req.model, input=req.input)
+    )
+    messages = chat_messages(items)
+    if req.instructions:
+        messages.insert(0, {"role": "system", "content": req.instructions})
+    messages.append({"role": "user", "content": COMPACT_PROMPT})
+    summary, usage = "", Usage()
+    backend = router.backend_for(req.model)
+    async with contextlib.aclosing(
+        backend.stream(ChatRequest(model=req.model, messages=messages))
+    ) as chunks:
+        async for chunk in chunks:
+            summary += chunk.content or ""
+            if chunk.usage is not None:
+                usage = chunk.usage
+    kept = [i for i in items if i.get("type", "message") == "message" and i.get("role") == "user"]
+    return {
+        "id": ids.new_id(ids.RESPONSE),
+        "object": "response.compaction",
+        "created_at": now(),
+        "output": [*kept, compaction_item(summary)],
+        "usage": response_usage(
+            {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+        ),
+    }
 
 
 UNSTORED_GRACE_SECONDS = 60
