@@ -3,7 +3,9 @@
 The Node tests drive the session's server (and so the scripted chat backend, through
 ``#script`` messages) with the official ``openai`` npm package pinned in
 ``tests/node/package.json``. They get the server and two keys of different projects from
-``ASSISTD_BASE_URL``, ``ASSISTD_API_KEY`` and ``ASSISTD_OTHER_KEY``.
+``ASSISTD_BASE_URL``, ``ASSISTD_API_KEY`` and ``ASSISTD_OTHER_KEY``. ``node --test`` runs
+every ``*.test.mjs`` there, each file in a process of its own, so a new file needs no change
+here.
 
 CI installs the package with ``npm ci --prefix tests/node``; this test runs ``npm ci`` itself
 when ``tests/node/node_modules`` is missing. Node.js is part of the test tooling: without
