@@ -348,6 +348,20 @@ async def execute_alone(
     return await direct_pool(engine).execute(sql, params)
 
 
+async def execute_in(
+    session: AsyncSession, sql: str, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Run one hand-written statement (psycopg ``%(name)s`` parameters) on the session's
+    own connection, in its transaction, without the ORM's statement compilation; its rows
+    (none for a statement that returns none)."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    pg = raw.driver_connection
+    assert pg is not None
+    cursor = await pg.execute(sql, params)
+    return list(await cursor.fetchall()) if cursor.description is not None else []
+
+
 async def dispose(engine: AsyncEngine) -> None:
     """Close ``engine``'s connections, its ``DirectPool``'s included."""
     pool = _DIRECT.pop(engine.sync_engine, None)

@@ -356,17 +356,6 @@ def _patched(
     ]
 
 
-_RUN_USAGE = (
-    "(SELECT jsonb_build_object('prompt_tokens', p, 'completion_tokens', c,"
-    " 'total_tokens', p + c) FROM (SELECT"
-    " coalesce(sum((usage->>'prompt_tokens')::bigint), 0) + %(xp)s AS p,"
-    " coalesce(sum((usage->>'completion_tokens')::bigint), 0) + %(xc)s AS c"
-    " FROM run_steps WHERE run_id = %(run)s AND NOT (id = ANY(%(xids)s))) AS t)"
-)
-"""The run's usage: the sum over its steps. The statement's own step updates are not
-visible to it (one snapshot), so their steps are left out and their new usage added."""
-
-
 def _plain_statement(
     run_id: str,
     owner: str | None,
@@ -402,7 +391,7 @@ def _plain_statement(
             if not (u.run_usage and c == "usage")
         ]
         if u.run_usage:
-            sets.append(f'"usage" = {_RUN_USAGE}')
+            sets.append(f'"usage" = ({status.RUN_USAGE})')
         params[f"u{k}_id"] = u.id
         returning = ", ".join(f'"{c}"' for c in u.patch) or "id"
         parts.append(

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from assistd.core.db import execute_alone
+from assistd.core.db import execute_alone, execute_in
 from assistd.models import RunEvent
 from assistd.models.rows import Row, insert_values
 
@@ -56,18 +56,13 @@ async def append(
     if not events:
         return []
     await session.flush()  # the run row must exist first
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    pg = raw.driver_connection
-    assert pg is not None
     params = {
         "run": run_id,
         "stamp": time.time(),
         # One JSON array of [event, data] pairs: one json.dumps, not an array of values.
         "events": Jsonb([[name, data] for name, data in events]),
     }
-    cursor = await pg.execute(_APPEND, params)
-    return sorted(int(row[0]) for row in await cursor.fetchall())
+    return sorted(int(row[0]) for row in await execute_in(session, _APPEND, params))
 
 
 _INSERT_WITH_EVENTS = (
@@ -102,13 +97,7 @@ async def insert_with_events(
         returning=", ".join(f'"{c}"' for c in returning),
         notify=tail,
     )
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    pg = raw.driver_connection
-    assert pg is not None
-    cursor = await pg.execute(sql, params)
-    found = await cursor.fetchone()
-    assert found is not None
+    (found,) = await execute_in(session, sql, params)
     return tuple(found[: len(returning)])
 
 

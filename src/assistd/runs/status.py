@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.core.clock import now
+from assistd.core.db import execute_in
 from assistd.core.errors import ConflictingStateError
-from assistd.models import Run, RunStep
+from assistd.models import Run
 from assistd.models.run import TERMINAL_STATUSES
 from assistd.runs import lifecycle
 from assistd.runs.wire import run_data
@@ -78,15 +78,25 @@ def move(run: Run, new: str, **fields: Any) -> str:
     return f"thread.run.{new}"
 
 
+RUN_USAGE = (
+    "SELECT jsonb_build_object('prompt_tokens', p, 'completion_tokens', c,"
+    " 'total_tokens', p + c) FROM (SELECT"
+    " coalesce(sum((usage->>'prompt_tokens')::bigint), 0) + %(xp)s AS p,"
+    " coalesce(sum((usage->>'completion_tokens')::bigint), 0) + %(xc)s AS c"
+    " FROM run_steps WHERE run_id = %(run)s AND NOT (id = ANY(%(xids)s))) AS t"
+)
+"""A run's usage: the sum over its steps (the only place it is summed). A statement that
+also updates steps does not see its own updates (one snapshot): it leaves those steps out
+(``xids``) and adds their new usage (``xp``, ``xc``)."""
+
+
 async def usage_total(session: AsyncSession, run_id: str) -> dict[str, int]:
-    """The run's usage: the sum over its steps."""
-    usages = await session.scalars(select(RunStep.usage).where(RunStep.run_id == run_id))
-    total = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    for usage in usages:
-        if usage:
-            for key in total:
-                total[key] += int(usage.get(key, 0))
-    return total
+    """The run's usage, summed over its steps as they are in this transaction."""
+    await session.flush()
+    ((total,),) = await execute_in(
+        session, RUN_USAGE, {"run": run_id, "xp": 0, "xc": 0, "xids": []}
+    )
+    return {k: int(v) for k, v in total.items()}
 
 
 def complete(run: Run) -> tuple[str, dict[str, Any]]:
