@@ -175,12 +175,8 @@ class RunExecutor:
     def _report_end(self, seconds: float) -> None:
         """Count the tokens this executor used and log one line for how it left the run."""
         used = {"prompt": self._prompt_tokens_used, "completion": self._completion_tokens_used}
-        per_project = self.deps.settings.metrics.per_project
-        for kind, count in used.items():
-            if count and self.model:
-                metrics.TOKENS.labels(self.model, kind).inc(count)
-                if per_project:
-                    metrics.PROJECT_TOKENS.labels(self.project_id, self.model, kind).inc(count)
+        project = self.project_id if self.deps.settings.metrics.per_project else None
+        metrics.count_tokens(self.model, project, used["prompt"], used["completion"])
         ms = round(seconds * 1000, 1)
         fields: dict[str, Any] = {
             "status": self.outcome,
