@@ -5,23 +5,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import httpx
 
 from tests.conftest import ServerProcess
-
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.support.readme import blocks
 
 
 def walkthrough() -> str:
     """The bash blocks between the README's curl-walkthrough markers, as one script."""
-    text = README.read_text()
-    section = text.split("<!-- curl-walkthrough:start -->", 1)[1]
-    section = section.split("<!-- curl-walkthrough:end -->", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
-    assert len(blocks) >= 5
-    return "\n".join(blocks)
+    found = blocks("curl-walkthrough", "bash")
+    assert len(found) >= 5
+    return "\n".join(found)
 
 
 def _server_view(server: ServerProcess, result: subprocess.CompletedProcess[str]) -> str:
