@@ -25,6 +25,8 @@ from tests.support.scripted_chat import ScriptedChatServer, script
 MODEL = "gpt-4o-mini"
 
 
+
+@pytest.mark.sdk_matrix
 def test_plain_answer_is_completed_with_usage(client: OpenAI) -> None:
     response = client.responses.create(model=MODEL, input="Say hi", instructions="Be kind.")
     assert response.status == "completed"
@@ -41,6 +43,7 @@ def test_plain_answer_is_completed_with_usage(client: OpenAI) -> None:
     assert again.status == "completed"
 
 
+@pytest.mark.sdk_matrix
 def test_stream_sends_the_documented_events_in_order(client: OpenAI) -> None:
     with client.responses.stream(
         model=MODEL, input=script(reply="one two three", delay_ms=5)
@@ -69,6 +72,7 @@ def test_stream_sends_the_documented_events_in_order(client: OpenAI) -> None:
     assert client.responses.retrieve(final.id).output_text == "one two three"
 
 
+@pytest.mark.sdk_matrix
 def test_previous_response_id_carries_the_history(client: OpenAI, chat: ScriptedChatServer) -> None:
     first = client.responses.create(model=MODEL, input="My name is Ada.", instructions="FIRST")
     second = client.responses.create(
@@ -86,6 +90,7 @@ def test_previous_response_id_carries_the_history(client: OpenAI, chat: Scripted
     ]  # the first response's instructions are not carried over
 
 
+@pytest.mark.sdk_matrix
 def test_function_call_round_trip(client: OpenAI) -> None:
     tools: Any = [
         {
@@ -114,6 +119,7 @@ def test_function_call_round_trip(client: OpenAI) -> None:
     assert second.output_text == "It is sunny in Paris."
 
 
+@pytest.mark.sdk_matrix
 def test_conversation_keeps_items_across_responses(client: OpenAI) -> None:
     conversation = client.conversations.create()
     client.responses.create(model=MODEL, input="Remember 42.", conversation=conversation.id)
@@ -134,6 +140,7 @@ def test_conversation_keeps_items_across_responses(client: OpenAI) -> None:
     assert last.content[0].text == "You said: What number?"
 
 
+@pytest.mark.sdk_matrix
 def test_background_response_is_polled_and_cancelled(client: OpenAI) -> None:
     done = client.responses.create(model=MODEL, input="quick", background=True)
     assert done.status in ("queued", "in_progress")
@@ -164,6 +171,7 @@ async def _prune(url: str, retention_days: int) -> int:
         await engine.dispose()
 
 
+@pytest.mark.sdk_matrix
 def test_store_false_streams_but_keeps_nothing(
     client: OpenAI, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,6 +203,7 @@ def test_store_false_streams_but_keeps_nothing(
     assert client.responses.retrieve(kept.id).output_text == "You said: keep me"
 
 
+@pytest.mark.sdk_matrix
 def test_background_stream_resumes_after_a_sequence_number(client: OpenAI) -> None:
     stream = client.responses.create(
         model=MODEL, input=script(reply="a b c d e", delay_ms=50), background=True, stream=True
@@ -221,6 +230,7 @@ def test_background_stream_resumes_after_a_sequence_number(client: OpenAI) -> No
         list(client.responses.retrieve(plain.id, stream=True))
 
 
+@pytest.mark.sdk_matrix
 def test_input_items_and_delete(client: OpenAI) -> None:
     response = client.responses.create(
         model=MODEL,
@@ -237,6 +247,7 @@ def test_input_items_and_delete(client: OpenAI) -> None:
         client.responses.retrieve(response.id)
 
 
+@pytest.mark.sdk_matrix
 def test_bad_input_gets_the_error_envelope(
     client: OpenAI, other_client: OpenAI, http: httpx.Client
 ) -> None:
@@ -264,6 +275,7 @@ def test_bad_input_gets_the_error_envelope(
     assert raw.json()["error"]["code"] == "unknown_parameter"
 
 
+@pytest.mark.sdk_matrix
 def test_request_settings_reach_the_backend(client: OpenAI, chat: ScriptedChatServer) -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     tools: Any = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
@@ -299,6 +311,7 @@ def test_request_settings_reach_the_backend(client: OpenAI, chat: ScriptedChatSe
     assert response.max_output_tokens == 500
 
 
+@pytest.mark.sdk_matrix
 def test_max_output_tokens_ends_incomplete(client: OpenAI) -> None:
     response = client.responses.create(
         model=MODEL,
@@ -312,6 +325,7 @@ def test_max_output_tokens_ends_incomplete(client: OpenAI) -> None:
     assert response.output[0].status == "incomplete"
 
 
+@pytest.mark.sdk_matrix
 def test_truncation_disabled_overflow_is_a_400_and_auto_drops_history(
     client: OpenAI, chat: ScriptedChatServer
 ) -> None:
@@ -329,6 +343,7 @@ def test_truncation_disabled_overflow_is_a_400_and_auto_drops_history(
     assert second.status == "completed"
 
 
+# (Not in the SDK matrix: openai 1.x has no input_tokens or compact.)
 def test_input_tokens_counts_what_a_response_would_send(client: OpenAI) -> None:
     small = client.responses.input_tokens.count(model=MODEL, input="hello there")
     big = client.responses.input_tokens.count(
@@ -343,6 +358,7 @@ def test_input_tokens_counts_what_a_response_would_send(client: OpenAI) -> None:
     assert chained.input_tokens > small.input_tokens
 
 
+@pytest.mark.sdk_matrix
 def test_unknown_tool_resources_are_404(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as store:
         client.responses.create(

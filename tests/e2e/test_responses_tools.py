@@ -17,6 +17,8 @@ from tests.e2e.test_vector_stores import Corpus, build_corpus
 from tests.support.scripted_chat import script
 
 MODEL = "gpt-4o"
+
+pytestmark = pytest.mark.sdk_matrix
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
