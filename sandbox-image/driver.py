@@ -12,6 +12,7 @@ Requests (each may carry an ``id``, echoed in its answer)::
      "data": "<base64 chunk>", "last": true}          -> one chunk of an input file
     {"op": "exec", "code": "print(1)", "timeout": 60, "max_file_bytes": 1, "max_files_bytes": 2}
     {"op": "get", "path": "/mnt/data/out.csv", "offset": 0, "size": 1048576}
+    {"op": "drop", "file_id": "file-1"}               -> remove an input file placed before
 
 An ``exec`` answers with the text output (``logs``), PNG images (``images``, base64), the
 error if any, whether the time limit was hit or the kernel had to be restarted, the free
@@ -373,6 +374,15 @@ def put(request):
     return {"ok": True, "path": path}
 
 
+def drop(request):
+    """Remove an input file placed before (its owner deleted it); nothing if it is gone."""
+    path = uploaded.pop(request["file_id"], None)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return {"ok": True}
+
+
 def get(request):
     """A chunk of a file under /mnt/data (``eof`` once the end is reached)."""
     path = os.path.normpath(request["path"])
@@ -430,6 +440,8 @@ def main():
                 reply = put(request)
             elif op == "get":
                 reply = get(request)
+            elif op == "drop":
+                reply = drop(request)
             elif op == "state":
                 reply = {"ok": True, "files": uploaded}
             elif op == "ping":

@@ -168,3 +168,19 @@ def test_code_interpreter_plots_into_a_container(client: OpenAI) -> None:
         tools=[{"type": "code_interpreter", "container": container_id}],
     )
     assert "a,b" in again.output_text
+
+
+@pytest.mark.usefixtures("sandbox_image")
+def test_a_deleted_container_file_leaves_the_running_session(client: OpenAI) -> None:
+    container = client.containers.create(name="files come and go")
+    kept = client.containers.files.create(container.id, file=("keep.txt", b"stays"))
+    gone = client.containers.files.create(container.id, file=("gone.txt", b"goes"))
+    tools: Any = [{"type": "code_interpreter", "container": container.id}]
+    listing = "import os\nprint(sorted(os.listdir('/mnt/data')))"
+    ask = script(steps=[code(listing), {"reply": "{output0}"}])
+    before = client.responses.create(model=MODEL, input=ask, tools=tools)
+    assert "'gone.txt', 'keep.txt'" in before.output_text
+    client.containers.files.delete(gone.id, container_id=container.id)
+    after = client.responses.create(model=MODEL, input=ask, tools=tools)
+    assert "['keep.txt']" in after.output_text
+    assert kept.path == "/mnt/data/keep.txt"

@@ -38,4 +38,5 @@ async def execute(
     async with transaction(sessionmaker) as session:
         await service.activate(session, project_id, container_id)
         files = await service.all_files(session, project_id, container_id)
-    return await manager.execute(container_id, code, input_files(storage, files))
+    # Exact: a file deleted through the API leaves the running session too.
+    return await manager.execute(container_id, code, input_files(storage, files), exact=True)

@@ -147,6 +147,18 @@ async def delete_container(session: AsyncSession, project_id: str, container_id:
     return keys
 
 
+async def expired_among(session: AsyncSession, container_ids: list[str]) -> list[str]:
+    """Which of ``container_ids`` have expired or are gone (their sessions may go)."""
+    if not container_ids:
+        return []
+    rows = {
+        c.id: c
+        for c in await session.scalars(select(Container).where(Container.id.in_(container_ids)))
+    }
+    stamp = now()
+    return [i for i in container_ids if i not in rows or status(rows[i], stamp) == "expired"]
+
+
 async def activate(session: AsyncSession, project_id: str, container_id: str) -> Container:
     """Lock a running container and mark it active now; 400 once it has expired."""
     row = await get(session, project_id, container_id, lock=True)

@@ -259,12 +259,19 @@ class SandboxManager:
         payload = {"op": "put", "file_id": f.file_id, "path": f.path, "offset": offset}
         await self._call(connection, {**payload, "last": last}, 60, data)
 
-    async def _sync_files(self, connection: Connection, files: list[InputFile]) -> list[str]:
-        """Place the files not in place yet; say why for each one that cannot be."""
-        if not files:
+    async def _sync_files(
+        self, connection: Connection, files: list[InputFile], exact: bool
+    ) -> list[str]:
+        """Place the files not in place yet (with ``exact``, also remove those placed before
+        that ``files`` no longer has); say why for each one that cannot be placed."""
+        if not files and not exact:
             return []
         state = await self._call(connection, {"op": "state"}, 30)
         present: dict[str, str] = state.get("files") or {}
+        if exact:
+            wanted = {f.file_id for f in files}
+            for file_id in [i for i in present if i not in wanted]:
+                await self._call(connection, {"op": "drop", "file_id": file_id}, 30)
         notices = []
         for f in files:
             if present.get(f.file_id) == f.path:
@@ -301,9 +308,11 @@ class SandboxManager:
                 break
         return OutputFile(path, bytes(data[:size]))
 
-    async def _run(self, connection: Connection, code: str, files: list[InputFile]) -> Execution:
+    async def _run(
+        self, connection: Connection, code: str, files: list[InputFile], exact: bool
+    ) -> Execution:
         """Place the files, run the code, bring its output files back."""
-        notices = await self._sync_files(connection, files)
+        notices = await self._sync_files(connection, files, exact)
         settings = self.settings
         timeout = settings.exec_timeout_seconds
         answer = await self._call(
@@ -326,8 +335,11 @@ class SandboxManager:
         result.notices[:0] = notices
         return result
 
-    async def execute(self, thread_id: str, code: str, files: list[InputFile]) -> Execution:
-        """Run ``code`` in the thread's session, after placing ``files`` under /mnt/data."""
+    async def execute(
+        self, thread_id: str, code: str, files: list[InputFile], *, exact: bool = False
+    ) -> Execution:
+        """Run ``code`` in the thread's session, after placing ``files`` under /mnt/data
+        (``exact``: they are all its input files; others placed before are removed)."""
         lock = self._locks.setdefault(thread_id, asyncio.Lock())
         async with lock:
             for attempt in range(2):
@@ -345,7 +357,7 @@ class SandboxManager:
                 except SandboxGone as exc:
                     return await self._replace(thread_id, container_id, files, exc)
                 try:
-                    result = await self._run(connection, code, files)
+                    result = await self._run(connection, code, files, exact)
                 except SandboxRefused as exc:
                     # The sandbox is fine but could not do this (the session is kept).
                     return Execution(
@@ -383,10 +395,14 @@ class SandboxManager:
             fresh = await self._session(thread_id)
             connection = await asyncio.to_thread(self.containers.connect, fresh)
             try:
-                await self._sync_files(connection, files)
+                await self._sync_files(connection, files, False)
             finally:
                 await asyncio.to_thread(connection.close)
         return Execution(error={"name": "SandboxError", "value": what}, notices=[notice])
+
+    def sessions(self) -> list[str]:
+        """The keys (thread or container ids) of the sessions this process has used."""
+        return list(self._known)
 
     async def drop(self, thread_id: str) -> None:
         """Remove a thread's session (the thread was deleted)."""

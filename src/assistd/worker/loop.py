@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from assistd.containers import service as containers_service
+from assistd.core import ids
 from assistd.core.channels import QUEUE_CHANNEL, Wake, parse_queue_payload
 from assistd.core.db import engine_of, transaction
 from assistd.core.ids import process_tag
@@ -160,6 +162,17 @@ class Worker:
             log.warning(
                 "removing the sandbox of deleted thread %s failed", thread_id, exc_info=True
             )
+
+    async def _drop_expired_containers(self) -> None:
+        """Remove the sandbox sessions of containers that expired (or were deleted)."""
+        sandbox = self.deps.sandbox
+        if sandbox is None:
+            return
+        keys = [k for k in sandbox.sessions() if k.startswith(ids.CONTAINER)]
+        async with transaction(self.deps.maker) as session:
+            expired = await containers_service.expired_among(session, keys)
+        for container_id in expired:
+            await self._drop_sandbox(container_id)
 
     def can_start(self) -> bool:
         """Whether a run created in this process may be handed straight to this worker."""
@@ -354,6 +367,7 @@ class Worker:
                         )
                     if gone:
                         log.info("deleted %d unstored or old responses", gone)
+                    await self._drop_expired_containers()
                     async with transaction(self.deps.maker) as session:
                         purged = await vector_store_service.purge_expired(session)
                     if purged:
