@@ -193,15 +193,22 @@ export function uploadFile(file, purpose, onProgress) {
 }
 
 // A blob: URL of a stored file's content (images, downloads), fetched once with the key.
-const blobUrls = new Map();
 export function fileUrl(fileId) {
-  if (!blobUrls.has(fileId)) {
-    const pending = fetch(url(`/files/${encodeURIComponent(fileId)}/content`), { headers: headers() }).then(async (r) => {
+  return blobUrl(url(`/files/${encodeURIComponent(fileId)}/content`));
+}
+
+// A blob: URL of any content this server's API serves at `path` (e.g. a container file the
+// Responses API links to): fetched once, with the key in the header, never in the URL.
+const blobUrls = new Map();
+export function blobUrl(path) {
+  if (!path.startsWith(`${API}/`) || path.includes("..")) return Promise.reject(new Error(`not a path of this API: ${path}`));
+  if (!blobUrls.has(path)) {
+    const pending = fetch(path, { headers: headers() }).then(async (r) => {
       if (!r.ok) throw new ApiError(r.status, await parse(r));
       return URL.createObjectURL(await r.blob());
     });
-    pending.catch(() => blobUrls.delete(fileId));
-    blobUrls.set(fileId, pending);
+    pending.catch(() => blobUrls.delete(path));
+    blobUrls.set(path, pending);
   }
-  return blobUrls.get(fileId);
+  return blobUrls.get(path);
 }

@@ -5,16 +5,27 @@ import { $, toast } from "./dom.js";
 import { emit, on, state } from "./state.js";
 import * as assistants from "./assistants.js";
 import * as chat from "./chat.js";
+import * as responses from "./responses.js";
 import * as stores from "./stores.js";
 import * as inspector from "./inspector.js";
 
-const VIEWS = ["assistants", "chat", "stores"];
+const VIEWS = ["assistants", "chat", "responses", "stores"];
+const MODE_OF = { assistants: "assistants", chat: "assistants", responses: "responses" };
+let mode = "assistants";
 
+// Two modes (the Assistants API, the Responses API) each show their own views; the vector
+// stores serve both and keep the mode they were opened from.
 function show(view) {
   if (!VIEWS.includes(view)) view = "assistants";
+  mode = MODE_OF[view] || mode;
+  for (const button of document.querySelectorAll(".mode")) {
+    button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+  }
   for (const name of VIEWS) {
     $(`#view-${name}`).hidden = name !== view;
-    document.querySelector(`.nav[data-view="${name}"]`).setAttribute("aria-pressed", String(name === view));
+    const nav = document.querySelector(`.nav[data-view="${name}"]`);
+    nav.setAttribute("aria-pressed", String(name === view));
+    nav.hidden = Boolean(nav.dataset.mode && nav.dataset.mode !== mode);
   }
   if (location.hash !== `#${view}`) history.replaceState(null, "", `#${view}`);
   emit("view", view);
@@ -49,6 +60,7 @@ function init() {
   inspector.init();
   assistants.init();
   chat.init();
+  responses.init();
   stores.init();
 
   $("#api-key").value = key.get();
@@ -65,6 +77,9 @@ function init() {
   });
   for (const button of document.querySelectorAll(".nav[data-view]")) {
     button.addEventListener("click", () => show(button.dataset.view));
+  }
+  for (const button of document.querySelectorAll(".mode")) {
+    button.addEventListener("click", () => show(button.dataset.mode));
   }
   window.addEventListener("unhandledrejection", (e) => {
     toast(e.reason?.message || String(e.reason));

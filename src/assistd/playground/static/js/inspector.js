@@ -12,12 +12,19 @@ function json(value) {
   return JSON.stringify(value, null, 2);
 }
 
+// Each mode's "view code" panel lists every exchange (one element per panel).
 function renderExchange(entry) {
-  const list = $("#exchanges");
+  for (const list of document.querySelectorAll("ol.exchanges")) {
+    list.prepend(exchangeItem(entry));
+    while (list.children.length > MAX_EXCHANGES) list.lastElementChild.remove();
+  }
+}
+
+function exchangeItem(entry) {
   const response = entry.events
     ? entry.events.map((e) => `event: ${e.name}\ndata: ${typeof e.data === "string" ? e.data : JSON.stringify(e.data)}`).join("\n\n")
     : json(entry.response);
-  const item = h("li", {},
+  return h("li", {},
     h("details", {},
       h("summary", {},
         h("span", { class: `method m-${entry.method.toLowerCase()}` }, entry.method), " ",
@@ -30,8 +37,6 @@ function renderExchange(entry) {
       h("h4", {}, entry.events ? `Response (${entry.events.length} events)` : "Response"),
       h("pre", { class: "code" }, response)),
   );
-  list.prepend(item);
-  while (list.children.length > MAX_EXCHANGES) list.lastElementChild.remove();
 }
 
 function secs(a, b) {

@@ -25,6 +25,17 @@ const ROUTES = [
   ["GET", /^\/vector_stores\/([^/]+)\/files$/, () => "client.vector_stores.files.list", ["#0"]],
   ["POST", /^\/vector_stores\/([^/]+)\/files$/, () => "client.vector_stores.files.create", ["vector_store_id=#0"]],
   ["GET", /^\/vector_stores\/([^/]+)\/files\/([^/]+)$/, () => "client.vector_stores.files.retrieve", ["#1", "vector_store_id=#0"]],
+  ["GET", /^\/models$/, () => "client.models.list", []],
+  ["POST", /^\/responses$/, () => "client.responses.create", []],
+  ["GET", /^\/responses\/([^/]+)$/, () => "client.responses.retrieve", ["#0"]],
+  ["DELETE", /^\/responses\/([^/]+)$/, () => "client.responses.delete", ["#0"]],
+  ["GET", /^\/responses\/([^/]+)\/input_items$/, () => "client.responses.input_items.list", ["#0"]],
+  ["POST", /^\/conversations$/, () => "client.conversations.create", []],
+  ["GET", /^\/conversations\/([^/]+)$/, () => "client.conversations.retrieve", ["#0"]],
+  ["POST", /^\/conversations\/([^/]+)$/, () => "client.conversations.update", ["#0"]],
+  ["DELETE", /^\/conversations\/([^/]+)$/, () => "client.conversations.delete", ["#0"]],
+  ["GET", /^\/conversations\/([^/]+)\/items$/, () => "client.conversations.items.list", ["#0"]],
+  ["POST", /^\/conversations\/([^/]+)\/items$/, () => "client.conversations.items.create", ["#0"]],
 ];
 
 export function py(value, indent = "") {
@@ -59,7 +70,9 @@ export function sdkCall(entry) {
     }
     const call = `${name()}(\n${args.map((a) => "    " + a + ",\n").join("")})`;
     const streamed = entry.request && entry.request.stream === true;
-    return setup + (streamed ? `for event in ${call}:\n    print(event.event, event.data)\n` : `result = ${call}\n`);
+    // Assistants streams name each event in `event`; Responses streams in `type`.
+    const printed = entry.path === "/responses" ? "event.type, event" : "event.event, event.data";
+    return setup + (streamed ? `for event in ${call}:\n    print(${printed})\n` : `result = ${call}\n`);
   }
   return setup + `# ${entry.method} /v1${entry.path}: no SDK helper; see the raw request below.\n`;
 }
