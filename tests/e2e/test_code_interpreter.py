@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import time
+import zlib
 from typing import Any
 
 import docker
 import httpx
 import pytest
-from openai import OpenAI
+from openai import AssistantEventHandler, OpenAI
+from openai.types.beta.threads import ImageFile
 
 from tests.conftest import ServerProcess
 from tests.support.scripted_chat import ScriptedChatServer
@@ -258,6 +261,113 @@ def test_streamed_run_sends_code_input_and_outputs(client: OpenAI) -> None:
     assert logs == ["line 0\nline 1\nline 2\n"]
     assert events.index("thread.run.step.created") < events.index("thread.run.step.delta")
     assert events[-1] == "thread.run.completed"
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG, built here so the test knows the exact bytes the code writes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return PNG + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+class ImageHandler(AssistantEventHandler):
+    """Keeps the stream's events and the image parts the SDK reports done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[Any] = []
+        self.images_done: list[str] = []
+
+    def on_event(self, event: Any) -> None:
+        self.events.append(event)
+
+    def on_image_file_done(self, image_file: ImageFile) -> None:
+        self.images_done.append(image_file.file_id)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["polled", "streamed"])
+def test_linked_images_the_code_wrote_are_image_file_parts(client: OpenAI, streamed: bool) -> None:
+    png = tiny_png()
+    source = (
+        f"open('/mnt/data/chart.png', 'wb').write(bytes.fromhex('{png.hex()}'))\n"
+        "open('/mnt/data/photo.JPG', 'wb').write(b'\\xff\\xd8\\xff\\xe0 not really a jpeg')\n"
+        "open('/mnt/data/data.csv', 'w').write('a,b\\n1,2\\n')"
+    )
+    reply = (
+        "A [photo](sandbox:/mnt/data/photo.JPG), the [chart](sandbox:/mnt/data/chart.png), "
+        "the [data](sandbox:/mnt/data/data.csv), the [chart](sandbox:/mnt/data/chart.png) again."
+    )
+    assistant = tutor(client)
+    thread = client.beta.threads.create()
+    client.beta.threads.messages.create(
+        thread.id, role="user", content="Draw. " + script(code(source), {"reply": reply})
+    )
+    handler = ImageHandler()
+    if streamed:
+        with client.beta.threads.runs.stream(
+            thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+        ) as stream:
+            stream.until_done()
+            snapshot = stream.get_final_messages()[-1]
+        assert stream.get_final_run().status == "completed"
+    else:
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+        )
+        assert run.status == "completed", (run.status, run.last_error)
+    message = last_reply(client, thread.id)
+    assert [p.type for p in message.content] == ["text", "image_file", "image_file"]
+    text = message.content[0].text
+    assert text.value == reply
+    paths = {n.text: n.file_path.file_id for n in text.annotations if n.type == "file_path"}
+    chart, photo = paths["sandbox:/mnt/data/chart.png"], paths["sandbox:/mnt/data/photo.JPG"]
+    # In link order, once each; the CSV is only an annotation.
+    assert [p.image_file.file_id for p in message.content[1:]] == [photo, chart]
+    assert client.files.content(chart).read() == png
+    assert client.files.retrieve(chart).filename == "/mnt/data/chart.png"
+    if streamed:
+        assert snapshot.model_dump() == message.model_dump()
+        assert handler.images_done == [photo, chart]
+        mine = [
+            e
+            for e in handler.events
+            if e.event.startswith("thread.message.") and e.data.id == message.id
+        ]
+        shown = [
+            (p.index, p.image_file.file_id)
+            for e in mine
+            if e.event == "thread.message.delta"
+            for p in e.data.delta.content or []
+            if p.type == "image_file" and p.image_file is not None
+        ]
+        assert shown == [(1, photo), (2, chart)]
+        assert mine[-1].event == "thread.message.completed"
+
+
+def test_a_saved_and_shown_figure_is_not_shown_twice(client: OpenAI) -> None:
+    source = (
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\n"
+        "plt.savefig('/mnt/data/plot.png')\nplt.show()"
+    )
+    reply = "The plot: [plot.png](sandbox:/mnt/data/plot.png)"
+    assistant = tutor(client)
+    thread = client.beta.threads.create()
+    run = run_turn(
+        client, assistant.id, thread.id, "Plot. " + script(code(source), {"reply": reply})
+    )
+    [call] = code_calls(client, thread.id, run.id)
+    [plot] = [o.image.file_id for o in call.code_interpreter.outputs if o.type == "image"]
+    message = last_reply(client, thread.id)
+    assert [p.type for p in message.content] == ["image_file", "text"]
+    assert message.content[0].image_file.file_id == plot
+    [note] = message.content[1].text.annotations
+    assert note.type == "file_path"
+    assert client.files.content(note.file_path.file_id).read().startswith(PNG)
 
 
 HOSTILE = [

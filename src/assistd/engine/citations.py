@@ -1,6 +1,7 @@
 """File citations: the markers the model copies from search results (``【0:2†a.pdf】``)
 become ``file_citation`` annotations that name the file and quote the cited passage; links
-to files the code wrote (``sandbox:/mnt/data/…``) become ``file_path`` annotations."""
+to files the code wrote (``sandbox:/mnt/data/…``) become ``file_path`` annotations (and,
+for images, ``image_file`` parts too)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from assistd.runs import wire
 MARKER = re.compile(r"【(\d+):(\d+)†([^】]*)】")
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 QUOTE_CHARS = 400
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,11 @@ def file_paths(text: str, paths: dict[str, str]) -> list[dict[str, Any]]:
         end = match.start() + len("sandbox:") + len(path)
         notes.append(wire.file_path(text[match.start() : end], match.start(), end, file_id))
     return notes
+
+
+def linked_images(text: str, paths: dict[str, str]) -> list[str]:
+    """File ids of the images the code wrote that ``text`` links, in link order, once each
+    (an image by its name's extension)."""
+    notes = file_paths(text, paths)
+    found = [n["file_path"]["file_id"] for n in notes if n["text"].lower().endswith(IMAGE_SUFFIXES)]
+    return list(dict.fromkeys(found))

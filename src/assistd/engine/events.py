@@ -74,10 +74,12 @@ class RefusalDelta:
 
 @dataclass(frozen=True, slots=True)
 class ImagesShown:
-    """Images a message shows before its text (plots code_interpreter made)."""
+    """Images a message shows: before its text (plots code_interpreter made), or from
+    content index ``first`` on (images the code wrote that the text links)."""
 
     message_id: str
     file_ids: tuple[str, ...]
+    first: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,8 +78,10 @@ class _OpenMessage:
     unsaved: bool = False
     """Its rows (message, step) are not queued for insertion yet (a run nobody streams)."""
 
-    def content(self, annotations: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        return wire.message_content(self.images, self.text, self.refusal, annotations)
+    def content(
+        self, annotations: list[dict[str, Any]] | None = None, linked: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return wire.message_content(self.images, self.text, self.refusal, annotations, linked)
 
 
 @dataclass
@@ -140,6 +142,8 @@ class RunExecutor:
         self._citations: dict[tuple[int, int], citations.Source] = {}
         self._pending_images: list[str] = []
         self._sandbox_paths: dict[str, str] = {}
+        self._plots_of: dict[str, list[str]] = {}
+        """Written file id → the plots its call showed (a figure saved and shown is one)."""
         self.abort_error: dict[str, Any] | None = None
         self._response: StoredResponse | None = None
         """The response the run executes (the Responses API's runs)."""
@@ -349,6 +353,7 @@ class RunExecutor:
             for call in mine:
                 self._pending_images += call.images
                 self._sandbox_paths.update(call.files)
+                self._plots_of.update(dict.fromkeys(call.files.values(), call.images))
 
     def _emit(self, event: EngineEvent) -> None:
         """Record ``event`` as the face renders it (nothing for a run nobody streams)."""
@@ -518,7 +523,13 @@ class RunExecutor:
         stamp = now()
         # (Assistants events show the message's metadata as it is when written.)
         patch = 0 if isinstance(self.face, AssistantsFace) else None
-        fields: dict[str, Any] = {"content": msg.content(notes)}
+        linked = self._linked_images(msg)
+        fields: dict[str, Any] = {"content": msg.content(notes, linked)}
+        # A delta too: SDK handlers see on_image_file_done only for parts a delta added.
+        first = len(fields["content"]) - len(linked)
+        linked_shown = (
+            self.face.render(ImagesShown(msg.message_id, tuple(linked), first)) if linked else []
+        )
         if incomplete_reason:
             fields.update(
                 status="incomplete",
@@ -539,11 +550,24 @@ class RunExecutor:
                 Update(table_of(Message), message.id, fields, patch=("metadata",)),
                 Update(table_of(RunStep), step.id, step_fields),
             ],
-            [(name, data, patch) for name, data in self.face.render(MessageEnded(message))]
+            [(name, data, None) for name, data in linked_shown]
+            + [(name, data, patch) for name, data in self.face.render(MessageEnded(message))]
             + [(name, data, None) for name, data in self.face.render(StepEnded(step))]
             if self.sink.record
             else [],
         )
+
+    def _linked_images(self, msg: _OpenMessage) -> list[str]:
+        """Images the code wrote that the text links, but not one whose figure the message
+        already shows; Assistants runs only (a response's files are its container's)."""
+        if not isinstance(self.face, AssistantsFace):
+            return []
+        shown = set(msg.images)
+        return [
+            f
+            for f in citations.linked_images(msg.text, self._sandbox_paths)
+            if f not in shown and shown.isdisjoint(self._plots_of.get(f, ()))
+        ]
 
     def _on_tool_delta(
         self, index: int, call_id: str | None, name: str | None, arguments: str

@@ -60,7 +60,10 @@ class AssistantsFace:
                 part = {"index": event.index, **wire.refusal_part(event.refusal)}
                 return [("thread.message.delta", wire.message_delta(event.message_id, [part]))]
             case ImagesShown():
-                parts = [{"index": i, **wire.image_part(f)} for i, f in enumerate(event.file_ids)]
+                parts = [
+                    {"index": i, **wire.image_part(f)}
+                    for i, f in enumerate(event.file_ids, event.first)
+                ]
                 return [("thread.message.delta", wire.message_delta(event.message_id, parts))]
             case StepStarted():
                 data = wire.step_data(event.step, self.include)

@@ -182,7 +182,8 @@ def message_delta(message_id: str, parts: list[dict[str, Any]]) -> dict[str, Any
 
 
 def image_part(file_id: str) -> dict[str, Any]:
-    """An ``image_file`` content part (a plot code_interpreter showed)."""
+    """An ``image_file`` content part (a plot code_interpreter showed, or an image it wrote
+    that the answer links)."""
     return {"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}}
 
 
@@ -197,16 +198,21 @@ def refusal_part(refusal: str) -> dict[str, Any]:
 
 
 def message_content(
-    images: list[str], text: str, refusal: str, annotations: list[dict[str, Any]] | None = None
+    images: list[str],
+    text: str,
+    refusal: str,
+    annotations: list[dict[str, Any]] | None = None,
+    linked: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """An assistant message's content: the images shown before it, its text (always, unless
-    it is only a refusal), its refusal."""
+    it is only a refusal), its refusal, then the images its text links (after, so the
+    indices streamed for the text stay right)."""
     parts = [image_part(f) for f in images]
     if text or not refusal:
         parts.append(text_part(text, annotations))
     if refusal:
         parts.append(refusal_part(refusal))
-    return parts
+    return parts + [image_part(f) for f in linked or []]
 
 
 def file_citation(text: str, start: int, end: int, file_id: str, quote: str) -> dict[str, Any]:
