@@ -207,7 +207,7 @@ function richText(part) {
           quote ? h("blockquote", { class: "quote" }, quote) : null));
       }
       body.append(h("sup", { class: "cite" }, `[${numbers.get(note.file_id)}]`));
-    } else if (note.type === "url_citation") {
+    } else if (note.type === "url_citation" && /^https?:\/\//.test(note.url || "")) {
       body.append(h("a", { href: note.url, rel: "noreferrer noopener", target: "_blank" }, value.slice(start, end)));
     } else {
       body.append(value.slice(start, end));
