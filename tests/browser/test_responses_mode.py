@@ -272,3 +272,15 @@ def test_tools_and_a_conversation_reopened_after_reload(
     )
     assert gone.status_code == 404
     web.assert_clean()
+
+
+def test_a_failed_response_shows_its_error(web: Watched, key: str) -> None:
+    page = responses_mode(web, key)
+    fail = {"key": f"web-fail-{key[-8:]}", "times": 10, "status": 400}
+    send(page, "Break. " + script(fail=fail, reply="never"))
+    expect(page.locator("#resp-status")).to_have_text("failed")
+    expect(page.locator("#resp-summary .bad")).to_contain_text("scripted failure 400")
+    expect(page.locator(".toast.error")).to_contain_text("scripted failure 400")
+    expect(page.locator("#resp-send")).to_be_enabled()
+    expect(page.locator("#resp-items .msg.assistant")).to_have_count(0)
+    web.assert_clean()
