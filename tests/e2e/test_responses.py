@@ -5,6 +5,7 @@ store false, and bad input."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -20,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from assistd.core.db import async_url
 from assistd.responses import service as responses_service
 from tests.conftest import Database
+from tests.e2e.test_vector_stores import make_docx
+from tests.support.runs import upload_png
 from tests.support.scripted_chat import ScriptedChatServer, script
 
 MODEL = "gpt-4o-mini"
-
 
 
 @pytest.mark.sdk_matrix
@@ -407,3 +409,57 @@ def test_compact_keeps_user_messages_and_summarizes_the_rest(
     assert system
     assert system[0]["content"].startswith("Summary of the earlier conversation:")
     assert "Summarize the conversation" in system[0]["content"]  # the scripted model echoes
+
+
+@pytest.mark.sdk_matrix
+def test_input_files_and_images_reach_the_model(client: OpenAI, chat: ScriptedChatServer) -> None:
+    document = make_docx(["The launch code is PELICAN-7."])
+    uploaded = client.files.create(file=("brief.docx", document), purpose="user_data")
+    image_id = upload_png(client)
+    inline = base64.b64encode(b"Second note: bring snacks.").decode()
+    marker = f"files {uuid.uuid4().hex[:8]}"
+    response = client.responses.create(
+        model=MODEL,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": marker},
+                    {"type": "input_file", "file_id": uploaded.id},
+                    {
+                        "type": "input_file",
+                        "filename": "note.txt",
+                        "file_data": f"data:text/plain;base64,{inline}",
+                    },
+                    {"type": "input_image", "file_id": image_id},
+                    {"type": "input_image", "image_url": "https://example.com/a.png"},
+                ],
+            }
+        ],
+    )
+    assert response.status == "completed"
+    sent = next(r for r in reversed(chat.requests) if marker in json.dumps(r["messages"]))
+    parts = sent["messages"][-1]["content"]
+    texts = [p["text"] for p in parts if p["type"] == "text"]
+    assert any("PELICAN-7" in t and "brief.docx" in t for t in texts)
+    assert any("bring snacks" in t for t in texts)
+    urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
+    assert urls[0].startswith("data:image/png;base64,")
+    assert urls[1] == "https://example.com/a.png"
+    with pytest.raises(openai.BadRequestError) as by_url:
+        client.responses.create(
+            model=MODEL,
+            input=[
+                {
+                    "role": "user",
+                    "content": [{"type": "input_file", "file_url": "http://10.0.0.1/x.pdf"}],
+                }
+            ],
+        )
+    assert by_url.value.param == "input[0].content[0].file_url"
+
+
+def test_nul_characters_are_refused_not_a_500(http: httpx.Client) -> None:
+    raw = http.post("/responses", json={"model": MODEL, "input": "a\u0000b"})
+    assert raw.status_code == 400
+    assert raw.json()["error"]["type"] == "invalid_request_error"

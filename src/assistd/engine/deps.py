@@ -12,6 +12,7 @@ from assistd.files.storage import FileStorage
 from assistd.llm.chat import BackendRouter, router_from_environment
 from assistd.llm.embeddings import Embedder
 from assistd.sandbox.manager import SandboxManager
+from assistd.vector_stores.parser_process import ParserPool
 
 
 @dataclass
@@ -26,6 +27,8 @@ class EngineDeps:
     """Embedder by model name (a vector store keeps the model it was created with)."""
     sandbox: SandboxManager | None = None
     """Runs code_interpreter calls (None: the tool is not available)."""
+    parsers: ParserPool | None = None
+    """Parser processes: ingestion, and the text of a response's ``input_file`` parts."""
 
 
 def build_engine_deps(
@@ -47,4 +50,5 @@ def build_engine_deps(
         settings=settings,
         embedders=embedders,
         sandbox=SandboxManager(settings.sandbox),
+        parsers=ParserPool(settings.ingest),
     )

@@ -331,7 +331,9 @@ class RunExecutor:
 
     async def _load(self) -> prompt.RunContext:
         async with transaction(self.deps.maker) as session:
-            ctx = await prompt.load_context(session, self.deps.storage, self.run_id)
+            ctx = await prompt.load_context(
+                session, self.deps.storage, self.run_id, parsers=self.deps.parsers
+            )
         return self._use(ctx)
 
     def _use(self, ctx: prompt.RunContext) -> prompt.RunContext:

@@ -30,6 +30,10 @@ from assistd.models.rows import columns_of, loaded
 from assistd.responses import items as response_items
 from assistd.responses import service as responses_service
 from assistd.sandbox.paths import data_path
+from assistd.vector_stores.parser_process import ParserPool
+from assistd.vector_stores.parsing import ParseError
+
+FILE_TEXT_CHUNK_TOKENS = 4096
 
 IMAGE_TYPES = {
     "png": "image/png",
@@ -104,10 +108,16 @@ class RunContext:
 
 
 async def load_context(
-    session: AsyncSession, storage: FileStorage, run_id: str, *, fresh: bool = False
+    session: AsyncSession,
+    storage: FileStorage,
+    run_id: str,
+    *,
+    fresh: bool = False,
+    parsers: ParserPool | None = None,
 ) -> RunContext:
     """Load the run, the thread's messages before it, and the run's own steps (``fresh``: the
-    run is being created in this transaction, so it has none yet)."""
+    run is being created in this transaction, so it has none yet); ``parsers`` read the
+    files a response is given."""
     run = await session.get_one(Run, run_id)
     messages = list(
         await session.scalars(
@@ -127,7 +137,10 @@ async def load_context(
     await _complete(session, storage, ctx, messages)
     if run.api == "responses":
         ctx.response, items = await responses_service.context_items(session, run)
-        images, files = await responses_service.attachments(session, storage, run.project_id, items)
+        extract = None if parsers is None else functools.partial(file_text, parsers)
+        images, files = await responses_service.attachments(
+            session, storage, run.project_id, items, extract
+        )
         ctx.prelude = response_items.chat_messages(items, images, files)
     return ctx
 
@@ -173,6 +186,15 @@ def _messages_sql() -> str:
         f"SELECT {columns_of(Message, 'm')} FROM messages m "
         "WHERE m.thread_id = %(thread_id)s ORDER BY m.seq"
     )
+
+
+async def file_text(parsers: ParserPool, filename: str, data: bytes) -> str:
+    """A file's text, read in a parser process (what cannot be read says why)."""
+    try:
+        chunks = await parsers.chunk(filename, data, FILE_TEXT_CHUNK_TOKENS, 0)
+    except ParseError as exc:
+        return f"(the file could not be read: {exc})"
+    return "".join(c.text for c in chunks)
 
 
 def _context(run: Run, messages: list[Message], steps: list[RunStep]) -> RunContext:

@@ -189,11 +189,9 @@ def _user_content(content: Any, images: dict[str, str], files: dict[str, str]) -
                 detail = p.get("detail") if p.get("detail") in ("low", "high") else "auto"
                 parts.append({"type": "image_url", "image_url": {"url": url, "detail": detail}})
         elif kind == "input_file":
-            key = p.get("file_id") or p.get("file_url") or p.get("filename") or ""
-            text = files.get(key)
+            text = files.get(p.get("file_id") or p.get("filename") or "")
             if text is not None:
-                name = p.get("filename") or key
-                parts.append({"type": "text", "text": f"[file {name}]\n{text}"})
+                parts.append({"type": "text", "text": text})
     return parts
 
 

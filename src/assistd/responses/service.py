@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import mimetypes
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import delete, select, text
@@ -281,6 +282,7 @@ async def create(
         elif isinstance(tool, CodeInterpreterTool):
             container_id = await _container(session, storage, project_id, tool, i)
     items = await input_shapes(session, project_id, req)
+    _refuse_file_urls(items)
     response_id = ids.new_id(ids.RESPONSE)
     thread = Thread(
         id=ids.new_id(ids.THREAD),
@@ -360,6 +362,21 @@ async def create(
     produced, notify = runs_service.announce(run, None, adopt)
     await runs_service.insert(session, run, produced, notify)
     return row, run
+
+
+def _refuse_file_urls(items: list[dict[str, Any]]) -> None:
+    """This server does not fetch files from URLs (it would reach whatever the URL names,
+    the hosts of its own network included)."""
+    for i, item in enumerate(items):
+        content = item.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            if part.get("type") == "input_file" and part.get("file_url"):
+                raise InvalidRequestError(
+                    "'file_url' is not supported by this server: upload the file and pass "
+                    "'file_id', or pass its bytes as 'file_data'.",
+                    param=f"input[{i}].content[{j}].file_url",
+                    code="unsupported_value",
+                )
 
 
 async def _last_seq(session: AsyncSession, conversation_id: str) -> int:
@@ -547,9 +564,14 @@ async def context_items_of(session: AsyncSession, row: StoredResponse) -> list[d
 
 
 async def attachments(
-    session: AsyncSession, storage: FileStorage, project_id: str, items: list[dict[str, Any]]
+    session: AsyncSession,
+    storage: FileStorage,
+    project_id: str,
+    items: list[dict[str, Any]],
+    extract: Callable[[str, bytes], Awaitable[str]] | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Images by file id as data URLs, and the text of ``input_file`` parts by their key."""
+    """Images by file id as data URLs, and the text of ``input_file`` parts (headed by the
+    file's name) by their file id or filename (read by ``extract``; UTF-8 without it)."""
     image_ids: set[str] = set()
     file_parts: list[dict[str, Any]] = []
     for item in items:
@@ -578,23 +600,32 @@ async def attachments(
             mime = IMAGE_TYPES.get(ext) or mimetypes.guess_type(f.filename)[0] or "image/png"
             data = base64.b64encode(await storage.read(f.storage_key)).decode()
             images[file_id] = f"data:{mime};base64,{data}"
+
+    async def text_of(filename: str, data: bytes) -> str:
+        if extract is None:
+            text = data.decode("utf-8", errors="replace")
+        else:
+            text = await extract(filename, data)
+        return f"[file {filename}]\n" + text.replace("\x00", "")
+
     texts: dict[str, str] = {}
     for part in file_parts:
         if part.get("file_id") and part["file_id"] in rows:
-            raw = await storage.read(rows[part["file_id"]].storage_key)
-            texts[part["file_id"]] = raw.decode("utf-8", errors="replace")
+            row = rows[part["file_id"]]
+            texts[row.id] = await text_of(row.filename, await storage.read(row.storage_key))
         elif part.get("file_data"):
-            texts[part.get("filename") or ""] = _decoded(str(part["file_data"]))
+            name = str(part.get("filename") or "")
+            texts[name] = await text_of(name or "file.txt", _decoded(str(part["file_data"])))
     return images, texts
 
 
-def _decoded(data: str) -> str:
-    """``file_data``: a data URL or bare base64, as text."""
+def _decoded(data: str) -> bytes:
+    """``file_data``: a data URL or bare base64, as bytes."""
     payload = data.split(",", 1)[1] if data.startswith("data:") else data
     try:
-        return base64.b64decode(payload).decode("utf-8", errors="replace")
+        return base64.b64decode(payload)
     except ValueError:
-        return data
+        return data.encode()
 
 
 async def append_output(session: AsyncSession, run: Run) -> None:

@@ -92,7 +92,9 @@ class Worker:
         self._wake = asyncio.Event()
         self._full = False
         self._ingest_wake = asyncio.Event()
-        self._parsers = ParserPool(deps.settings.ingest)
+        if deps.parsers is None:  # (deps built by hand, as some tests do)
+            deps.parsers = ParserPool(deps.settings.ingest)
+        self._parsers = deps.parsers
         self._stopping = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executors: dict[str, RunExecutor] = {}
@@ -187,7 +189,9 @@ class Worker:
         returned gate: resolve it once the transaction has committed, or fail it (any
         exception) if it rolled back, and the run is dropped without a trace.
         """
-        ctx = await prompt.load_context(session, self.deps.storage, run_id, fresh=True)
+        ctx = await prompt.load_context(
+            session, self.deps.storage, run_id, fresh=True, parsers=self._parsers
+        )
         # The executor changes its copy of the run in memory (its final status) and may do so
         # before this transaction commits: detached, that copy is never flushed with it.
         session.expunge(ctx.run)
