@@ -463,3 +463,31 @@ def test_nul_characters_are_refused_not_a_500(http: httpx.Client) -> None:
     raw = http.post("/responses", json={"model": MODEL, "input": "a\u0000b"})
     assert raw.status_code == 400
     assert raw.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.sdk_matrix
+def test_backend_reasoning_streams_as_a_reasoning_summary(client: OpenAI) -> None:
+    with client.responses.stream(
+        model=MODEL, input=script(reasoning="First think it over.", reply="Done.")
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [e.type for e in events]
+    order = [
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+        "response.content_part.added",
+    ]
+    positions = [kinds.index(k) for k in order]
+    assert positions == sorted(positions)
+    summary = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert summary == "First think it over."
+    reasoning, message = final.output
+    assert reasoning.type == "reasoning"
+    assert reasoning.summary[0].text == "First think it over."
+    assert message.type == "message"
+    assert final.output_text == "Done."

@@ -24,7 +24,8 @@ interfere:
   arguments); ``empty`` sends no event at all; ``done_only`` sends only ``data: [DONE]``.
   ``empty`` and ``done_only`` are ``true`` (every request) or ``{"key": …, "times": n}`` (the
   first ``n`` requests carrying ``key``, as ``fail``). ``finish_reason`` replaces the finish
-  reason (``"content_filter"``, as Azure OpenAI ends a filtered answer). ``no_usage`` leaves
+  reason (``"content_filter"``, as Azure OpenAI ends a filtered answer). ``reasoning`` streams
+  that text as ``reasoning_content`` first (as vLLM and DeepSeek send it). ``no_usage`` leaves
   out the usage (of a whole answer, and of a stream that asked for it), as some servers do.
 * Without a script the model answers ``You said: <last user text>``.
 
@@ -241,6 +242,7 @@ class ScriptedChat:
             "error_after": script.get("error_after"),
             "cut_after": script.get("cut_after"),
             "no_usage": bool(script.get("no_usage")),
+            "reasoning": _words(str(script["reasoning"])) if script.get("reasoning") else [],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(words) + 10 * len(tool_calls or []),
@@ -303,6 +305,8 @@ class ScriptedChat:
         if plan["first_delay"]:
             await asyncio.sleep(plan["first_delay"])
         yield chunk({"role": "assistant", "content": ""})
+        for word in plan["reasoning"]:
+            yield chunk({"reasoning_content": word})
         cut = plan["cut_after"]
         for n, word in enumerate(plan["words"]):
             if n == cut:

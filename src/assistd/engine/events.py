@@ -83,6 +83,22 @@ class ImagesShown:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """More of the reasoning the model sent before its answer (``item_id``: this turn's)."""
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningEnded:
+    """The turn's reasoning is complete."""
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class StepStarted:
     """A step began (a message to write, or tool calls)."""
 
@@ -118,6 +134,8 @@ EngineEvent = (
     | TextDelta
     | RefusalDelta
     | ImagesShown
+    | ReasoningDelta
+    | ReasoningEnded
     | StepStarted
     | StepEnded
     | MessageStarted

@@ -28,6 +28,8 @@ from assistd.engine.events import (
     ImagesShown,
     MessageEnded,
     MessageStarted,
+    ReasoningDelta,
+    ReasoningEnded,
     RefusalDelta,
     StepEnded,
     StepStarted,
@@ -436,8 +438,13 @@ class RunExecutor:
         backend = self.deps.router.backend_for(run.model)
         usage: Usage | None = None
         finish: str | None = None
+        reasoning: list[str] = []  # [item id, text so far…] of the turn's open reasoning
         async with contextlib.aclosing(backend.stream(request)) as chunks:
             async for chunk in chunks:
+                if chunk.reasoning:
+                    reasoning = self._on_reasoning(reasoning, chunk.reasoning)
+                if reasoning and (chunk.content or chunk.refusal or chunk.tool_calls):
+                    reasoning = self._end_reasoning(reasoning)
                 if chunk.content or chunk.refusal:
                     self._on_text(chunk.content or "", chunk.refusal or "")
                 if chunk.tool_calls:
@@ -448,6 +455,8 @@ class RunExecutor:
                     usage = chunk.usage
                 if chunk.finish_reason:
                     finish = chunk.finish_reason
+        if reasoning:
+            self._end_reasoning(reasoning)
         calls = list(self._tool_step.calls.values()) if self._tool_step else []
         if usage is None:
             # The backend reported no usage: count what was sent and received ourselves.
@@ -466,6 +475,18 @@ class RunExecutor:
         return _TurnResult(function_calls=calls, usage=usage, finish_reason=finish)
 
     # ---- streaming pieces -----------------------------------------------------------------
+
+    def _on_reasoning(self, reasoning: list[str], text: str) -> list[str]:
+        """Stream a piece of the model's reasoning (shown, not stored: no API keeps it)."""
+        if not reasoning:
+            reasoning = [ids.new_id(ids.REASONING_ITEM)]
+        reasoning.append(text)
+        self._emit(ReasoningDelta(reasoning[0], text))
+        return reasoning
+
+    def _end_reasoning(self, reasoning: list[str]) -> list[str]:
+        self._emit(ReasoningEnded(reasoning[0], "".join(reasoning[1:])))
+        return []
 
     def _on_text(self, text: str, refusal: str) -> None:
         if self._message is None:

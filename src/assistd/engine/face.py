@@ -15,6 +15,8 @@ from assistd.engine.events import (
     ImagesShown,
     MessageEnded,
     MessageStarted,
+    ReasoningDelta,
+    ReasoningEnded,
     RefusalDelta,
     StepEnded,
     StepStarted,
@@ -53,6 +55,8 @@ class AssistantsFace:
     def render(self, event: EngineEvent) -> list[WireEvent]:
         """The stream events announcing ``event``."""
         match event:
+            case ReasoningDelta() | ReasoningEnded():
+                return []  # the Assistants API shows no reasoning
             case TextDelta():
                 part = {"index": event.index, **wire.text_part(event.text)}
                 return [("thread.message.delta", wire.message_delta(event.message_id, [part]))]
@@ -167,6 +171,10 @@ class ResponsesFace:
                 return out
             case MessageEnded():
                 return self._message_done(event.message)
+            case ReasoningDelta():
+                return self._reasoning(event)
+            case ReasoningEnded():
+                return self._reasoning_done(event)
             case ToolCallStarted():
                 return self._call_started(event)
             case ArgumentsDelta():
@@ -192,6 +200,32 @@ class ResponsesFace:
             case StepEnded():
                 return self._calls_done(event.step)
         return []  # steps starting, images shown: nothing in this API
+
+    def _reasoning(self, event: ReasoningDelta) -> list[WireEvent]:
+        out: list[WireEvent] = []
+        if event.item_id not in self._slots:
+            index, _ = self._slot(event.item_id, event.item_id)
+            item = {"id": event.item_id, "type": "reasoning", "summary": []}
+            out.append(("response.output_item.added", {"output_index": index, "item": item}))
+            part = {"type": "summary_text", "text": ""}
+            body = {**self._where(event.item_id), "summary_index": 0, "part": part}
+            out.append(("response.reasoning_summary_part.added", body))
+        body = {**self._where(event.item_id), "summary_index": 0, "delta": event.text}
+        out.append(("response.reasoning_summary_text.delta", body))
+        return out
+
+    def _reasoning_done(self, event: ReasoningEnded) -> list[WireEvent]:
+        where = {**self._where(event.item_id), "summary_index": 0}
+        part = {"type": "summary_text", "text": event.text}
+        item = {"id": event.item_id, "type": "reasoning", "summary": [part]}
+        return [
+            ("response.reasoning_summary_text.done", {**where, "text": event.text}),
+            ("response.reasoning_summary_part.done", {**where, "part": part}),
+            (
+                "response.output_item.done",
+                {"output_index": where["output_index"], "item": item},
+            ),
+        ]
 
     def _message_done(self, message: Message) -> list[WireEvent]:
         if message.id not in self._slots:

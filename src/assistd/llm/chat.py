@@ -69,6 +69,9 @@ class ChatChunk:
 
     content: str | None = None
     refusal: str | None = None
+    reasoning: str | None = None
+    """Reasoning text (``reasoning_content`` or ``reasoning``, as vLLM, DeepSeek, Ollama and
+    OpenRouter send it; OpenAI's chat completions send none)."""
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -261,6 +264,7 @@ def _convert(chunk: Any) -> ChatChunk:
         if delta:
             out.content = delta.get("content") or None
             out.refusal = delta.get("refusal") or None
+            out.reasoning = delta.get("reasoning_content") or delta.get("reasoning") or None
             for call in delta.get("tool_calls") or []:
                 fn = call.get("function") or {}
                 out.tool_calls.append(
