@@ -119,9 +119,14 @@ async def load_context(
     run is being created in this transaction, so it has none yet); ``parsers`` read the
     files a response is given."""
     run = await session.get_one(Run, run_id)
-    messages = list(
-        await session.scalars(
-            select(Message).where(Message.thread_id == run.thread_id).order_by(Message.seq)
+    # (A new response's thread is its own and still empty.)
+    messages = (
+        []
+        if fresh and run.api == "responses"
+        else list(
+            await session.scalars(
+                select(Message).where(Message.thread_id == run.thread_id).order_by(Message.seq)
+            )
         )
     )
     steps = (
@@ -251,7 +256,7 @@ async def _complete(
 
 async def _vector_stores(session: AsyncSession, run: Run) -> list[tuple[str, str, int]]:
     """The assistant's and the thread's vector stores that have not expired."""
-    assistant = await session.get(Assistant, run.assistant_id)
+    assistant = await session.get(Assistant, run.assistant_id) if run.assistant_id else None
     thread = await session.get(Thread, run.thread_id)
     wanted = _resource_ids((assistant, thread), "file_search", "vector_store_ids")
     if not wanted:

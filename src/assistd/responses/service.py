@@ -47,6 +47,11 @@ IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "g
 STEP_ITEM_STATUS = {"completed": "completed", "in_progress": "in_progress"}
 
 
+CREATED = "assistd.responses_created"
+"""``session.info`` key: run id → the response this transaction created for it (its run's
+context is read in the same transaction without reading the row back)."""
+
+
 def check_include(include: list[str]) -> list[str]:
     """Validate ``include`` values (the Responses API's list)."""
     return conversations_service.check_include(include)
@@ -359,6 +364,7 @@ async def create(
     )
     session.add(row)
     await session.flush()
+    session.info.setdefault(CREATED, {})[run.id] = row
     produced, notify = runs_service.announce(run, None, adopt)
     await runs_service.insert(session, run, produced, notify)
     return row, run
@@ -537,7 +543,9 @@ async def context_items(
     session: AsyncSession, run: Run
 ) -> tuple[StoredResponse, list[dict[str, Any]]]:
     """The response a run executes, and the items its model sees (``context_items_of``)."""
-    row = await session.scalar(select(StoredResponse).where(StoredResponse.run_id == run.id))
+    row = session.info.get(CREATED, {}).get(run.id)
+    if row is None:
+        row = await session.scalar(select(StoredResponse).where(StoredResponse.run_id == run.id))
     if row is None:
         raise LookupError(f"run {run.id} executes no response")
     return row, await context_items_of(session, row)
