@@ -16,7 +16,6 @@ from assistd.containers import service as containers_service
 from assistd.containers.schemas import ContainerCreate
 from assistd.conversations import service as conversations_service
 from assistd.core import ids
-from assistd.core.channels import Wake, wake_workers
 from assistd.core.clock import now
 from assistd.core.config import Settings
 from assistd.core.errors import InvalidRequestError, NotFoundError
@@ -37,7 +36,7 @@ from assistd.responses.schemas import (
 )
 from assistd.responses.wire import response_object
 from assistd.responses.wire import usage as response_usage
-from assistd.runs import events, lifecycle, status
+from assistd.runs import lifecycle, status
 from assistd.runs import service as runs_service
 from assistd.runs.schemas import FILE_SEARCH_CONTENT
 from assistd.runs.wire import run_data
@@ -498,11 +497,7 @@ async def cancel(session: AsyncSession, project_id: str, response_id: str) -> St
         )
     run = await lifecycle.lock_run(session, row.run_id)
     if run.status in status.EXECUTING or run.status == "queued":
-        produced, wake = await status.cancel(session, run)
-        await events.append(session, run.id, produced)
-        if wake:
-            await wake_workers(session, Wake.CANCEL, run.id)
-        await session.flush()
+        await runs_service.cancel_locked(session, run)
     return row
 
 

@@ -542,12 +542,18 @@ async def _lock_own_run(session: AsyncSession, project_id: str, thread_id: str, 
 async def cancel_run(session: AsyncSession, project_id: str, thread_id: str, run_id: str) -> Run:
     """Cancel: at once when nobody executes the run, through its worker otherwise."""
     run = await _lock_own_run(session, project_id, thread_id, run_id)
+    await cancel_locked(session, run)
+    return run
+
+
+async def cancel_locked(session: AsyncSession, run: Run) -> None:
+    """Cancel a run this transaction has locked (``status.cancel``), record its events and
+    wake its worker when it executes somewhere."""
     produced, wake = await status.cancel(session, run)
     await events.append(session, run.id, produced)
     if wake:
         await wake_workers(session, Wake.CANCEL, run.id)
     await session.flush()
-    return run
 
 
 async def submit_tool_outputs(
